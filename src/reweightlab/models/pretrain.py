@@ -1,0 +1,172 @@
+"""Pretrain the embedded default model on a GeneralPoints corpus, and cache it.
+
+The corpus is built so the base model is a useful reference for post-training: it knows the format
+and often (not always) solves in-distribution hands, and is weaker under the other rule.
+- prompts: `id_fraction` under the in-distribution rule (J=Q=K=10), the rest under the OOD rule;
+- completions: `correct_fraction` a solver solution drawn uniformly; `misread_fraction` an expression
+  over the values the face cards would have under the *other* rule (a solution for those values when
+  one exists: the classic rule confusion); the rest a legal expression over the right values with
+  the wrong result.
+Loss on completion tokens only (the prompts are random cards; there is nothing to learn in them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from reweightlab.models.embedded import EmbeddedSpec, build_char_tokenizer, build_embedded_model
+
+CORPUS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Everything that determines the embedded base model; its hash names the cache folder."""
+
+    arch: EmbeddedSpec = field(default_factory=EmbeddedSpec)
+    steps: int = 1200
+    sequences_per_step: int = 128
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.1
+    pool_hands: int = 3000  # distinct training problems the corpus draws from
+    id_fraction: float = 0.85
+    correct_fraction: float = 0.70
+    misread_fraction: float = 0.15
+    target: int = 24
+    seed: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps({"spec": asdict(self), "corpus_version": CORPUS_VERSION}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+QUICK_SPEC = PretrainSpec(steps=150, pool_hands=600, warmup_steps=15)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("REWEIGHTLAB_CACHE", Path.home() / ".cache" / "reweightlab"))
+
+
+def embedded_path(spec: PretrainSpec) -> Path:
+    return cache_root() / f"embedded-{spec.key()}"
+
+
+def ensure_embedded(spec: PretrainSpec | None = None, *, progress: bool = True, log=print) -> Path:
+    """The cached embedded model folder, pretraining it first if it is not there."""
+    spec = spec or PretrainSpec()
+    path = embedded_path(spec)
+    if (path / "config.json").is_file() and (path / "reweightlab.json").is_file():
+        return path
+    log(f"pretraining the embedded base model ({spec.steps} steps); cached at {path}")
+    pretrain(spec, path, progress=progress, log=log)
+    return path
+
+
+def _misread(gp, cards, rule, rng: random.Random) -> str | None:
+    """A plausible wrong answer: the face cards valued under the other rule."""
+    from reweightlab.tasks.generalpoints import OTHER_RULE, card_values, random_expression, solve
+
+    wrong = card_values(cards, OTHER_RULE[rule])
+    if wrong == card_values(cards, rule):
+        return None  # no face card: nothing to misread
+    sols = solve(wrong, gp.target)
+    return rng.choice(sols) if sols else random_expression(wrong, rng)
+
+
+def _wrong_value(values, target: int, rng: random.Random) -> str:
+    from reweightlab.tasks.generalpoints import evaluate, random_expression
+
+    for _ in range(20):
+        expr = random_expression(values, rng)
+        if evaluate(expr) != target:
+            return expr
+    return expr
+
+
+def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], list[str], dict]:
+    """(prompts, completions, description) for `spec.steps * spec.sequences_per_step` sequences."""
+    from reweightlab.tasks.generalpoints import GeneralPoints
+
+    gp = GeneralPoints(target=spec.target)
+    rng = random.Random(spec.seed)
+    n_id = round(spec.pool_hands * spec.id_fraction)
+    pool = gp.problems("id", "train", n_id, spec.seed) + gp.problems(
+        "ood", "train", spec.pool_hands - n_id, spec.seed
+    )
+    sols = {p.id: gp.solutions(p) for p in tqdm(pool, desc="solving corpus hands", disable=not progress)}
+    n = spec.steps * spec.sequences_per_step
+    prompts, completions, kinds = [], [], {"correct": 0, "misread": 0, "wrong_value": 0}
+    ids = [p for p in pool if p.variant == "id"]
+    oods = [p for p in pool if p.variant == "ood"]
+    for _ in range(n):
+        prob = rng.choice(ids) if rng.random() < spec.id_fraction else rng.choice(oods)
+        u = rng.random()
+        text, kind = None, "wrong_value"
+        if u < spec.correct_fraction:
+            text, kind = rng.choice(sols[prob.id]), "correct"
+        elif u < spec.correct_fraction + spec.misread_fraction:
+            text = _misread(gp, prob.cards, prob.variant, rng)
+            kind = "misread" if text is not None else "wrong_value"
+        if text is None:
+            text = _wrong_value(prob.values, spec.target, rng)
+        kinds[kind] += 1
+        prompts.append(prob.prompt)
+        completions.append(text)
+    desc = {"sequences": n, "pool_hands": len(pool), "kinds": kinds, "id_fraction": spec.id_fraction}
+    return prompts, completions, desc
+
+
+def pretrain(spec: PretrainSpec, dest: Path, *, progress: bool = True, log=print) -> dict:
+    """Next-token training from scratch on the corpus; saves with save_pretrained, atomically."""
+    from reweightlab.train.batching import SequenceStore, microbatches
+    from reweightlab.train.checkpoint import save_model_atomic
+    from reweightlab.train.data import encode_completions, encode_prompts
+    from reweightlab.train.step import accumulated_step, forward_logits_logp, make_optimizer, make_scheduler
+
+    torch.set_flush_denormal(True)
+    torch.manual_seed(spec.seed)
+    tok = build_char_tokenizer()
+    model = build_embedded_model(tok, spec.arch, seed=spec.seed).train()
+    prompts, completions, desc = build_corpus(spec, progress)
+    store = SequenceStore.from_lists(
+        encode_prompts(tok, prompts), encode_completions(tok, completions), tok.pad_token_id
+    )
+    opt = make_optimizer(model, lr=spec.lr, weight_decay=spec.weight_decay)
+    sched = make_scheduler(opt, schedule="cosine", warmup_steps=spec.warmup_steps, total_steps=spec.steps)
+
+    def token_loss(mb):
+        _, logp = forward_logits_logp(model, mb)
+        return -logp, {}
+
+    t0, tokens, losses = time.perf_counter(), 0, []
+    bar = tqdm(range(spec.steps), desc="pretraining", disable=not progress)
+    for step in bar:
+        idx = torch.arange(step * spec.sequences_per_step, (step + 1) * spec.sequences_per_step)
+        batch = store.select(idx)
+        tokens += int(batch.total_len_N.sum())
+        stats = accumulated_step(
+            model, opt, sched, microbatches(batch, spec.sequences_per_step), token_loss,
+            reduction="token_mean", max_grad_norm=1.0, device="cpu", constant_per_sequence=1.0,
+        )
+        if step % 50 == 0 or step == spec.steps - 1:
+            losses.append((step, float(stats["loss"])))
+            bar.set_postfix(loss=f"{losses[-1][1]:.3f}")
+    seconds = time.perf_counter() - t0
+    meta = {
+        "spec": asdict(spec), "corpus": desc, "train_seconds": round(seconds, 1),
+        "tokens_per_s": round(tokens / seconds), "loss_curve": losses,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    save_model_atomic(model, tok, dest, extra=meta)
+    log(f"pretrained in {seconds:.0f} s ({meta['tokens_per_s']} tokens/s, final loss {losses[-1][1]:.3f})")
+    return meta

@@ -1,0 +1,131 @@
+"""Sequence storage and length-bucketed micro-batches.
+
+Sequences (prompt + completion token ids) are kept in one right-padded id matrix with their prompt
+and total lengths, so that a micro-batch is one index + slice, never a Python loop over tokens.
+Micro-batches are formed after sorting a step's sequences by length, so each is padded only to the
+longest sequence in it (length bucketing); padding sits on the right, where a causal model never
+lets it influence the real positions, so no attention mask is needed in training forwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class SequenceStore:
+    """N sequences: ids_NL right-padded, prompt_len_N, total_len_N, plus float columns.
+
+    A column is per sequence (shape N) or per target position (shape N x L-1, aligned with
+    ids_NL[:, 1:], zero outside the completion), e.g. cached reference log-probs.
+    """
+
+    ids_NL: torch.Tensor
+    prompt_len_N: torch.Tensor
+    total_len_N: torch.Tensor
+    columns: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ids_NL.shape[0])
+
+    @classmethod
+    def from_lists(cls, prompts: list[list[int]], completions: list[list[int]], pad_id: int, **columns):
+        if len(prompts) != len(completions):
+            raise ValueError("prompts and completions differ in number")
+        if not prompts:
+            raise ValueError("no sequences")
+        plen = torch.tensor([len(p) for p in prompts], dtype=torch.long)
+        tlen = plen + torch.tensor([len(c) for c in completions], dtype=torch.long)
+        ids = torch.full((len(prompts), int(tlen.max())), pad_id, dtype=torch.long)
+        for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):  # once per dataset, not per step
+            ids[i, : len(p) + len(c)] = torch.tensor(p + c, dtype=torch.long)
+        cols = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in columns.items()}
+        return cls(ids, plen, tlen, cols)
+
+    @classmethod
+    def from_rollout(cls, prompt_ids: list[list[int]], rollout, pad_id: int, **columns):
+        """Join each sequence's prompt (by rollout.prompt_index_N) with its sampled completion."""
+        comp = rollout.completion_ids_NT
+        lens = rollout.completion_mask_NT.sum(1).long()
+        idx = rollout.prompt_index_N.long()
+        plen_P = torch.tensor([len(p) for p in prompt_ids], dtype=torch.long)
+        Lp = int(plen_P.max())
+        prompts_PL = torch.full((len(prompt_ids), Lp), pad_id, dtype=torch.long)
+        for i, p in enumerate(prompt_ids):  # once per batch of prompts
+            prompts_PL[i, : len(p)] = torch.tensor(p, dtype=torch.long)
+        plen = plen_P[idx]
+        tlen = plen + lens
+        N, T = comp.shape
+        ids = torch.full((N, Lp + T), pad_id, dtype=torch.long)
+        ids[:, :Lp] = prompts_PL[idx]
+        # place each completion right after its own prompt: scatter by computed column positions
+        cols_NT = plen[:, None] + torch.arange(T)[None, :]
+        ids.scatter_(1, cols_NT, torch.where(rollout.completion_mask_NT, comp, torch.full_like(comp, pad_id)))
+        L = int(tlen.max())
+        cols = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in columns.items()}
+        cols["logp_sampler"] = completion_to_targets(rollout.logp_NT.float(), rollout.completion_mask_NT, plen, L)
+        return cls(ids[:, :L], plen, tlen, cols)
+
+    def select(self, index: torch.Tensor) -> SequenceStore:
+        index = index.long()
+        return SequenceStore(
+            self.ids_NL[index], self.prompt_len_N[index], self.total_len_N[index],
+            {k: v[index] for k, v in self.columns.items()},
+        )
+
+    def completion_tokens(self) -> int:
+        return int((self.total_len_N - self.prompt_len_N).sum())
+
+
+@dataclass
+class MicroBatch:
+    """Inputs and target mask for one forward. Targets are input_ids[:, 1:]; mask_BT marks completion targets."""
+
+    input_ids_BL: torch.Tensor
+    mask_BT: torch.Tensor  # float, shape (B, L-1)
+    index_B: torch.Tensor  # positions of these sequences in the step's selection
+    columns: dict[str, torch.Tensor]
+
+    @property
+    def targets_BT(self) -> torch.Tensor:
+        return self.input_ids_BL[:, 1:]
+
+    def to(self, device) -> MicroBatch:
+        return MicroBatch(
+            self.input_ids_BL.to(device), self.mask_BT.to(device), self.index_B.to(device),
+            {k: v.to(device) for k, v in self.columns.items()},
+        )
+
+
+def completion_mask(prompt_len_B: torch.Tensor, total_len_B: torch.Tensor, L: int) -> torch.Tensor:
+    """Mask over target positions t = 0..L-2 (predicting token t+1): completion tokens only."""
+    t = torch.arange(L - 1)[None, :] + 1  # index of the predicted token
+    return ((t >= prompt_len_B[:, None]) & (t < total_len_B[:, None])).float()
+
+
+def microbatches(store: SequenceStore, sequences_per_microbatch: int) -> list[MicroBatch]:
+    """Split a step's sequences into length-sorted micro-batches, each trimmed to its longest sequence."""
+    order = torch.argsort(store.total_len_N, stable=True)
+    out = []
+    for start in range(0, len(store), sequences_per_microbatch):
+        idx = order[start : start + sequences_per_microbatch]
+        L = int(store.total_len_N[idx].max())
+        ids = store.ids_NL[idx, :L]
+        mask = completion_mask(store.prompt_len_N[idx], store.total_len_N[idx], L)
+        cols = {k: (v[idx, : L - 1] if v.dim() == 2 else v[idx]) for k, v in store.columns.items()}
+        out.append(MicroBatch(ids, mask, idx, cols))
+    return out
+
+
+def completion_to_targets(values_NT, mask_NT, prompt_len_N, L: int) -> torch.Tensor:
+    """Move per-completion-token values (left-aligned, N x T) to target positions (N x L-1).
+
+    Completion token j of sequence n is predicted at target position prompt_len_n + j - 1.
+    """
+    N, T = values_NT.shape
+    out = torch.zeros(N, L - 1 + T, dtype=values_NT.dtype)
+    pos = prompt_len_N[:, None] - 1 + torch.arange(T)[None, :]
+    out.scatter_(1, pos, torch.where(mask_NT.bool(), values_NT, torch.zeros_like(values_NT)))
+    return out[:, : L - 1]

@@ -1,0 +1,301 @@
+"""The training loop: one loop for every method, growing by sections (no callbacks).
+
+  setup      -> run folder, models, task, data
+  offline    -> draw a step of sequences, per-token weights from the method, weighted NLL
+  online RL  -> sample, verify, advantages, reference log-probs once per batch, clipped surrogate + KL
+  finish     -> final model saved atomically, summary returned
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from reweightlab import algos
+from reweightlab.config import TrainConfig, resolved_adv_std
+from reweightlab.math import token_entropy
+from reweightlab.models import load_model, load_tokenizer
+from reweightlab.rollout import HFRolloutEngine
+from reweightlab.tasks import get_task
+from reweightlab.train.batching import SequenceStore, microbatches
+from reweightlab.train.checkpoint import MetricsWriter, save_model_atomic, write_text_atomic
+from reweightlab.train.data import sample_and_score, solver_demonstrations
+from reweightlab.train.step import (
+    accumulated_step,
+    forward_logits_logp,
+    make_optimizer,
+    make_scheduler,
+    teacher_forced_logp,
+)
+
+
+class RunFolderError(ValueError):
+    """The output folder already holds a finished run."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_model_path(path: str, progress: bool = True) -> str:
+    """'embedded' means the default model, pretrained here once and cached."""
+    if path != "embedded":
+        return path
+    from reweightlab.models.pretrain import ensure_embedded
+
+    return str(ensure_embedded(progress=progress))
+
+
+@dataclass
+class Setup:
+    cfg: TrainConfig
+    run_dir: Path
+    device: torch.device
+    tokenizer: object
+    policy: object
+    ref: object | None
+    task: object
+    problems: list
+    metrics: MetricsWriter
+    engine: HFRolloutEngine
+    extra: dict = field(default_factory=dict)
+
+
+def prepare_run_dir(path: str | Path) -> Path:
+    run_dir = Path(path)
+    if (run_dir / "final").exists():
+        raise RunFolderError(f"{run_dir} already holds a finished run (final/); choose another output_dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def setup(cfg: TrainConfig, progress: bool) -> Setup:
+    torch.set_flush_denormal(True)  # denormals made CPU AdamW ~300x slower (DESIGN.md)
+    torch.manual_seed(cfg.seed)
+    run_dir = prepare_run_dir(cfg.output_dir)
+    write_text_atomic(run_dir / "config.json", cfg.to_json())
+    device = resolve_device(cfg.model.device)
+    path = resolve_model_path(cfg.model.path, progress)
+    tok = load_tokenizer(path)
+    policy = load_model(path, dtype=cfg.model.dtype, device=device)
+    policy.train()
+    needs_ref = cfg.is_rl or algos.OFFLINE[cfg.method].needs_ref_logp
+    ref = None
+    if needs_ref:  # pi_ref is frozen: the starting checkpoint, never refreshed
+        ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    task = get_task(cfg.data.task)
+    problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
+    engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    metrics = MetricsWriter(run_dir / "metrics.jsonl")
+    return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine)
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print) -> Path:
+    """Run one method end to end; returns the run folder (final model in run_dir/final)."""
+    s = setup(cfg, progress)
+    try:
+        if cfg.is_rl:
+            _run_rl(s, progress, log)
+        else:
+            _run_offline(s, progress, log, base_samples)
+        save_model_atomic(s.policy, s.tokenizer, s.run_dir / "final", extra={"method": cfg.method})
+    except KeyboardInterrupt:
+        ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
+        last = ckpts[-1] if ckpts else "none"
+        log(f"interrupted; nothing half-written. Last complete checkpoint: {last}")
+        raise
+    finally:
+        s.metrics.close()
+    return s.run_dir
+
+
+def _maybe_checkpoint(s: Setup, step: int) -> None:
+    every = s.cfg.checkpoint_every
+    if every and (step + 1) % every == 0:
+        save_model_atomic(s.policy, s.tokenizer, s.run_dir / "checkpoints" / f"step-{step + 1:06d}")
+
+
+# ---------------------------------------------------------------------------------------------
+# offline methods
+# ---------------------------------------------------------------------------------------------
+class OfflineContext:
+    """What an offline method may ask the loop for: the config, and log-probs of q (EMA copy)."""
+
+    def __init__(self, s: Setup, ema):
+        self.cfg, self._s, self.ema = s.cfg, s, ema
+
+    def mask_of(self, store: SequenceStore) -> torch.Tensor:
+        from reweightlab.train.batching import completion_mask
+
+        return completion_mask(store.prompt_len_N, store.total_len_N, store.ids_NL.shape[1])
+
+    def logp_q_of(self, store: SequenceStore) -> torch.Tensor:
+        mbs = microbatches(store, self.cfg.optim.sequences_per_microbatch)
+        return teacher_forced_logp(self.ema, mbs, len(store), store.ids_NL.shape[1], self._s.device)
+
+
+def offline_data(s: Setup, progress: bool, base_samples) -> SequenceStore:
+    cfg = s.cfg
+    if cfg.resolved_source() == "solver":
+        return solver_demonstrations(s.task, s.problems, s.tokenizer, cfg.data.demos_per_prompt, cfg.seed)
+    if base_samples is not None:
+        return base_samples
+    return sample_and_score(
+        s.engine, s.task, s.problems, s.tokenizer, samples_per_prompt=cfg.data.base_samples_per_prompt,
+        max_new_tokens=cfg.data.max_new_tokens, seed=cfg.seed, progress=progress,
+    ).store
+
+
+def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
+    cfg, method = s.cfg, algos.OFFLINE[s.cfg.method]
+    store, draw = method.prepare(offline_data(s, progress, base_samples), cfg)
+    if method.needs_ref_logp:  # once per dataset: pi_ref is frozen
+        mbs = microbatches(store, cfg.optim.sequences_per_microbatch)
+        store.columns["logp_ref"] = teacher_forced_logp(s.ref, mbs, len(store), store.ids_NL.shape[1], s.device)
+    ema = None
+    if cfg.method == "iw_sft" and method.preset(cfg).q == "ema":
+        ema = copy.deepcopy(s.policy).eval().requires_grad_(False)
+    ctx = OfflineContext(s, ema)
+    log(
+        f"[{cfg.method}] {len(store)} training sequences ({store.completion_tokens()} completion tokens); "
+        f"{cfg.optim.steps} steps x {cfg.optim.sequences_per_step} sequences, "
+        f"micro-batches of {cfg.optim.sequences_per_microbatch}"
+    )
+    opt = make_optimizer(s.policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas)
+    sched = make_scheduler(opt, schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
+                           total_steps=cfg.optim.steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    pool = draw if draw is not None else torch.arange(len(store))
+    for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
+        t0 = time.perf_counter()
+        pick = pool[torch.randint(len(pool), (cfg.optim.sequences_per_step,), generator=gen)]
+        batch = store.select(pick)
+        batch.columns.update(method.step_columns(batch, ctx))
+
+        def token_loss(mb, method=method):
+            logits, logp = forward_logits_logp(s.policy, mb)
+            w = method.token_weights(logp, mb, ctx)
+            w_BT = w[:, None] * mb.mask_BT if w.dim() == 1 else w
+            return -w_BT.detach() * logp, {"weight": w_BT}
+
+        stats = accumulated_step(
+            s.policy, opt, sched, microbatches(batch, cfg.optim.sequences_per_microbatch), token_loss,
+            reduction=cfg.optim.reduction, max_grad_norm=cfg.optim.max_grad_norm, device=s.device,
+            constant_per_sequence=cfg.data.max_new_tokens,
+        )
+        if ema is not None:
+            _ema_update(ema, s.policy, method.preset(cfg).ema_decay)
+        dt = time.perf_counter() - t0
+        _log_step(s, step, stats, {"tokens_per_s": batch.completion_tokens() / dt, "time_training": dt,
+                                   "lr": sched.get_last_lr()[0]})
+        _maybe_checkpoint(s, step)
+
+
+@torch.no_grad()
+def _ema_update(ema, model, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(p.detach(), 1.0 - decay)
+
+
+def _log_step(s: Setup, step: int, stats: dict, extra: dict) -> None:
+    if (step + 1) % s.cfg.log_every and step + 1 != s.cfg.optim.steps:
+        return
+    names = list(stats)
+    values = torch.stack([stats[k].float().reshape(()).cpu() for k in names]).tolist()  # one sync per step
+    record = {"step": step + 1, **dict(zip(names, values, strict=True)), **extra}
+    s.metrics.write(record)
+
+
+# ---------------------------------------------------------------------------------------------
+# online RL
+# ---------------------------------------------------------------------------------------------
+def _run_rl(s: Setup, progress: bool, log) -> None:
+    cfg, rl_cfg = s.cfg, s.cfg.rl
+    P, G = rl_cfg.prompts_per_step, rl_cfg.samples_per_prompt
+    updates = cfg.optim.steps * rl_cfg.epochs_per_batch * rl_cfg.minibatches_per_epoch
+    log(
+        f"[{cfg.method}] {cfg.optim.steps} batches x {P} prompts x {G} samples = {P * G} sequences per batch; "
+        f"{rl_cfg.epochs_per_batch} epoch(s) x {rl_cfg.minibatches_per_epoch} minibatch(es) -> {updates} updates"
+    )
+    opt = make_optimizer(s.policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas)
+    sched = make_scheduler(opt, schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
+                           total_steps=updates)
+    rng = random.Random(cfg.seed)
+    for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
+        batch_problems = [s.problems[i] for i in rng.sample(range(len(s.problems)), min(P, len(s.problems)))]
+        t0 = time.perf_counter()
+        batch, rewards_PG = _rl_batch(s, batch_problems, step)
+        t_gen = time.perf_counter() - t0
+        stats = _rl_updates(s, batch, opt, sched)
+        t_train = time.perf_counter() - t0 - t_gen
+        zero_std = (rewards_PG.std(dim=1) == 0).float().mean() if G > 1 else torch.tensor(1.0)
+        lengths = (batch.total_len_N - batch.prompt_len_N).float()
+        extra = {
+            "reward": float(rewards_PG.mean()), "reward_std": float(rewards_PG.std()),
+            "frac_reward_zero_std": float(zero_std), "success": float(batch.columns["success"].mean()),
+            "completion_length": float(lengths.mean()), "lr": sched.get_last_lr()[0],
+            "tokens_per_s": float(lengths.sum()) * rl_cfg.epochs_per_batch / max(t_train, 1e-9),
+            "sample_tokens_per_s": float(lengths.sum()) / max(t_gen, 1e-9),
+            "time_generation": t_gen, "time_training": t_train,
+        }
+        _log_step(s, step, stats, extra)
+        _maybe_checkpoint(s, step)
+
+
+def _rl_batch(s: Setup, problems, step: int):
+    """Sample, verify, compute advantages; old and reference log-probs once for the whole batch."""
+    cfg, rl_cfg = s.cfg, s.cfg.rl
+    samples = sample_and_score(
+        s.engine, s.task, problems, s.tokenizer, samples_per_prompt=rl_cfg.samples_per_prompt,
+        max_new_tokens=cfg.data.max_new_tokens, temperature=rl_cfg.temperature, top_p=rl_cfg.top_p,
+        seed=cfg.seed * 1_000_003 + step,
+    )
+    batch = samples.store
+    batch.columns["adv"] = algos.rl.advantages(cfg.method, samples.rewards_PG, resolved_adv_std(cfg))
+    mbs = microbatches(batch, cfg.optim.sequences_per_microbatch)
+    N, L = len(batch), batch.ids_NL.shape[1]
+    if rl_cfg.temperature == 1.0 and rl_cfg.top_p == 1.0:
+        # the sampler's log-probs are the policy's (a test checks them against a teacher-forced pass)
+        batch.columns["logp_old"] = batch.columns["logp_sampler"]
+    else:
+        batch.columns["logp_old"] = teacher_forced_logp(s.policy, mbs, N, L, s.device)
+    batch.columns["logp_ref"] = teacher_forced_logp(s.ref, mbs, N, L, s.device)
+    return batch, samples.rewards_PG
+
+
+def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
+    cfg, rl_cfg = s.cfg, s.cfg.rl
+    N = len(batch)
+    per_update = N // rl_cfg.minibatches_per_epoch
+    gen = torch.Generator().manual_seed(cfg.seed + 17)
+    collected: dict[str, list] = {}
+
+    def token_loss(mb):
+        logits, logp = forward_logits_logp(s.policy, mb)
+        loss_BT, clipped_BT, kl_BT = algos.rl.token_loss(logp, mb, rl_cfg)
+        with torch.no_grad():
+            stats = {"clip_ratio": clipped_BT.float(), "entropy": token_entropy(logits)}
+            if kl_BT is not None:
+                stats["kl"] = kl_BT
+        return loss_BT, stats
+
+    for _ in range(rl_cfg.epochs_per_batch):
+        order = torch.randperm(N, generator=gen) if rl_cfg.minibatches_per_epoch > 1 else torch.arange(N)
+        for m in range(rl_cfg.minibatches_per_epoch):
+            part = batch.select(order[m * per_update : (m + 1) * per_update])
+            stats = accumulated_step(
+                s.policy, opt, sched, microbatches(part, cfg.optim.sequences_per_microbatch), token_loss,
+                reduction=cfg.optim.reduction, max_grad_norm=cfg.optim.max_grad_norm, device=s.device,
+                constant_per_sequence=cfg.data.max_new_tokens,
+            )
+            for k, v in stats.items():
+                collected.setdefault(k, []).append(v)
+    return {k: torch.stack([t.float().reshape(()) for t in v]).mean() for k, v in collected.items()}

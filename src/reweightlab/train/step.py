@@ -1,0 +1,104 @@
+"""The pieces every training loop shares: optimizer, schedule, forward, one accumulated step."""
+
+from __future__ import annotations
+
+import math as pymath
+from collections.abc import Callable, Sequence
+
+import torch
+
+from reweightlab.math import reduce_loss, token_logprobs
+from reweightlab.train.batching import MicroBatch
+
+
+def make_optimizer(model, *, lr: float, weight_decay: float, betas=(0.9, 0.95)) -> torch.optim.AdamW:
+    # No weight decay on norms and biases (1-d parameters): decaying a gain towards 0 is never intended.
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = all(p.is_cuda for p in decay)
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused or None)
+
+
+def make_scheduler(opt, *, schedule: str, warmup_steps: int, total_steps: int):
+    """Linear warm-up, then constant or cosine decay to 0 over the remaining steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + pymath.cos(pymath.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def forward_logits_logp(model, mb: MicroBatch):
+    """One forward over the micro-batch: (logits at target positions, logp of the targets)."""
+    logits = model(input_ids=mb.input_ids_BL).logits[:, :-1]
+    return logits, token_logprobs(logits, mb.targets_BT)
+
+
+@torch.no_grad()
+def teacher_forced_logp(model, mbs: Sequence[MicroBatch], N: int, L: int, device) -> torch.Tensor:
+    """Target-aligned log-probs (N x L-1) of a whole store under `model`, with no gradient.
+
+    Used once per batch (RL: old and reference log-probs) or once per dataset (iw-SFT reference).
+    """
+    was_training = model.training
+    model.eval()
+    out = torch.zeros(N, L - 1)
+    for mb in mbs:
+        mbd = mb.to(device)
+        _, logp = forward_logits_logp(model, mbd)
+        lb = logp.shape[1]
+        out[mb.index_B, :lb] = (logp.float() * mbd.mask_BT).cpu()
+    model.train(was_training)
+    return out
+
+
+def accumulated_step(
+    model,
+    opt,
+    sched,
+    mbs: Sequence[MicroBatch],
+    token_loss: Callable[[MicroBatch], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+    *,
+    reduction: str,
+    max_grad_norm: float,
+    device,
+    constant_per_sequence: float,
+) -> dict[str, torch.Tensor]:
+    """One optimizer step over micro-batches, normalised by the step's global counts.
+
+    `token_loss(mb)` returns the per-token loss (B x T) and named per-token statistics (B x T) that
+    are averaged over the step's completion tokens for logging. Because every micro-batch divides
+    by the step's total token (or sequence) count, the summed gradients equal the full batch's.
+    """
+    global_tokens = sum(float(mb.mask_BT.sum()) for mb in mbs)
+    global_sequences = sum(mb.input_ids_BL.shape[0] for mb in mbs)
+    totals: dict[str, torch.Tensor] = {}
+    loss_total = torch.zeros((), device=device)
+    for mb in mbs:
+        mbd = mb.to(device)
+        loss_BT, stats = token_loss(mbd)
+        loss = reduce_loss(
+            loss_BT, mbd.mask_BT, reduction, global_tokens=global_tokens,
+            global_sequences=global_sequences, constant=constant_per_sequence * global_sequences,
+        )
+        loss.backward()
+        loss_total += loss.detach()
+        for k, v in stats.items():
+            s = (v.detach().float() * mbd.mask_BT).sum()
+            totals[k] = totals.get(k, 0) + s
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        model.parameters(), max_grad_norm if max_grad_norm > 0 else float("inf")
+    )
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    out = {k: v / max(global_tokens, 1.0) for k, v in totals.items()}
+    out["loss"] = loss_total
+    out["grad_norm"] = grad_norm.detach()
+    return out
