@@ -1,0 +1,218 @@
+"""GeneralPoints (SPEC 4.1; Chu et al., "SFT Memorizes, RL Generalizes", arXiv 2501.17161).
+
+Four cards; write an expression that uses each card's number exactly once with ``+ - * / ( )`` and
+equals the target. Rule 'id': J, Q, K count as 10. Rule 'ood': J=11, Q=12, K=13 and every hand holds
+a face card. The variant of a problem is its rule, and the rule is stated in the prompt.
+
+Two defects of the reference code are deliberately not copied: it scores with float ``eval`` (so
+``8/(3-8/3)`` misses 24) and counts a space as illegal. Here arithmetic is exact (``arith``) and
+whitespace is allowed anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+
+from reweightlab.tasks.arith import (
+    IllegalExpression,
+    canonical,
+    evaluate,
+    evaluate_rpn,
+    is_literal,
+    parse,
+    random_expression,
+    solvable,
+    solve,
+)
+from reweightlab.tasks.base import SPLITS, Problem, Verdict
+
+__all__ = [
+    "FACES",
+    "OTHER_RULE",
+    "RANKS",
+    "RULE_TEXT",
+    "GeneralPoints",
+    "canonical",
+    "card_values",
+    "evaluate",
+    "hand_split",
+    "random_expression",
+    "render_prompt",
+    "solvable",
+    "solve",
+    "verify_expression",
+]
+
+RANKS = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
+FACES = frozenset({"J", "Q", "K"})
+RULES = ("id", "ood")
+OTHER_RULE = {"id": "ood", "ood": "id"}
+# The rule statement inside the prompt; kept short for the embedded character-level model.
+RULE_TEXT = {"id": "JQK=10", "ood": "J=11 Q=12 K=13"}
+_FACE_VALUES = {"id": {"J": 10, "Q": 10, "K": 10}, "ood": {"J": 11, "Q": 12, "K": 13}}
+
+# The paper's reward table.
+REWARD_CORRECT = 5.0
+REWARD_WRONG_VALUE = -1.0
+REWARD_WRONG_NUMBERS = -2.0
+REWARD_ILLEGAL = -3.0
+
+# A card's number has at most 2 digits; a literal of more than 3 digits cannot be a card, so the
+# verifier never builds its integer.
+MAX_LITERAL_DIGITS = 3
+TEST_FRACTION = 0.2
+_DECK = tuple((rank, suit) for rank in RANKS for suit in range(4))  # 52 cards: at most 4 of a rank
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown GeneralPoints rule {rule!r}; expected one of {RULES}")
+
+
+def card_values(cards: Sequence[str], rule: str) -> tuple[int, ...]:
+    """The number of each card under ``rule`` ('id' or 'ood'), in the cards' order."""
+    _check_rule(rule)
+    out = []
+    for card in cards:
+        if card not in RANKS:
+            raise ValueError(f"unknown card {card!r}; expected one of {RANKS}")
+        out.append(_FACE_VALUES[rule].get(card) or (1 if card == "A" else int(card)))
+    return tuple(out)
+
+
+def render_prompt(cards: Sequence[str], rule: str, target: int = 24) -> str:
+    """E.g. ``'A 8 K 5|JQK=10|24:'``; the completion (an expression) follows the ':' directly."""
+    _check_rule(rule)
+    return f"{' '.join(cards)}|{RULE_TEXT[rule]}|{target}:"
+
+
+def hand_split(cards: Sequence[str]) -> str:
+    """'train' or 'test', from a stable hash of the hand's value multiset under rule 'id'.
+
+    Our choice: keying on 'id' values (10, J, Q, K all count as 10) rather than on ranks makes the
+    split a function of the rank multiset, so train and test never share a rank multiset under
+    either rule, and also keeps every 'id' value multiset on one side: a test hand 'Q 5 5 5' never
+    has the same answers as a training hand 'J 5 5 5'.
+    sha256, not hash(): Python's string hash changes from process to process.
+    """
+    key = ",".join(map(str, sorted(card_values(cards, "id"))))
+    digest = hashlib.sha256(f"generalpoints-split|{key}".encode()).digest()
+    return "test" if int.from_bytes(digest[:8], "big") < TEST_FRACTION * 2**64 else "train"
+
+
+def _derive_seed(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+def _deal(rng: random.Random, rule: str) -> tuple[str, ...]:
+    """Four cards in dealt order; under 'ood' redealt until the hand holds a face card."""
+    while True:
+        cards = tuple(rank for rank, _suit in rng.sample(_DECK, 4))
+        if rule != "ood" or any(card in FACES for card in cards):
+            return cards
+
+
+def verify_expression(completion: str, values: Sequence[int], target: int) -> Verdict:
+    """Score ``completion`` against the card values (paper's table). Never raises.
+
+    +5 legal, each value used exactly once, equals target; -1 the same but another value (or a
+    division by zero); -2 legal but the numbers are not the cards, each once; -3 illegal.
+    """
+    try:
+        rpn = parse(completion)
+    except IllegalExpression as err:
+        return Verdict(REWARD_ILLEGAL, False, f"illegal: {err}")
+    literals = [tok for tok in rpn if is_literal(tok)]
+    too_long = [tok for tok in literals if len(tok) > MAX_LITERAL_DIGITS]
+    if too_long:
+        shown = too_long[0] if len(too_long[0]) <= 12 else too_long[0][:12] + "..."
+        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {shown}, which is not on the cards")
+    used = [int(tok) for tok in literals]
+    if sorted(used) != sorted(values):
+        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {used} but the cards are {list(values)}")
+    try:
+        value = evaluate_rpn(rpn)
+    except ZeroDivisionError:
+        return Verdict(REWARD_WRONG_VALUE, False, "division by zero")
+    if value != target:
+        return Verdict(REWARD_WRONG_VALUE, False, f"value {value}, not {target}")
+    return Verdict(REWARD_CORRECT, True, "correct")
+
+
+class GeneralPoints:
+    """The GeneralPoints task; ``target`` is configurable (24 in the paper)."""
+
+    name = "generalpoints"
+    variants = RULES
+    success_score = REWARD_CORRECT
+    # A canonical four-card answer is at most 15 characters ("(10+10)/(10-10)"); leave room for
+    # spaces and non-canonical parentheses.
+    max_completion_chars = 32
+
+    def __init__(self, target: int = 24) -> None:
+        if isinstance(target, bool) or not isinstance(target, int):
+            raise TypeError(f"target must be an int, got {target!r}")
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"GeneralPoints(target={self.target})"
+
+    def problems(self, variant: str, split: str, n: int, seed: int) -> list[Problem]:
+        """``n`` distinct solvable hands (distinct as dealt, in order) of one rule and split.
+
+        Deterministic in (variant, split, n, seed, target); a larger ``n`` extends a smaller one.
+        """
+        _check_rule(variant)
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        rng = random.Random(_derive_seed("generalpoints", variant, split, seed))
+        out: list[Problem] = []
+        seen: set[tuple[str, ...]] = set()
+        # Each try accepts with probability well above 1/10 until distinct hands run short; the cap
+        # turns an impossible request (say, more distinct hands than exist) into an error, not a hang.
+        max_deals = 10_000 + 1_000 * n
+        for _ in range(max_deals):
+            if len(out) == n:
+                return out
+            cards = _deal(rng, variant)
+            if cards in seen or hand_split(cards) != split:
+                continue
+            values = card_values(cards, variant)
+            if not solvable(values, self.target):
+                continue
+            seen.add(cards)
+            out.append(self._problem(f"gp-{variant}-{split}-{seed}-{len(out)}", cards, variant, split))
+        if len(out) == n:
+            return out
+        raise RuntimeError(f"found only {len(out)} of {n} {variant}/{split} hands in {max_deals} deals")
+
+    def problem(self, cards: Sequence[str], variant: str, id: str | None = None) -> Problem:
+        """A problem for a given hand (its split from ``hand_split``); for tests and hand-made probes."""
+        cards = tuple(cards)
+        _check_rule(variant)
+        card_values(cards, variant)  # validates the cards
+        split = hand_split(cards)
+        return self._problem(id or f"gp-{variant}-{split}-{'-'.join(cards)}", cards, variant, split)
+
+    def _problem(self, id: str, cards: tuple[str, ...], variant: str, split: str) -> Problem:
+        return Problem(
+            id=id,
+            prompt=render_prompt(cards, variant, self.target),
+            variant=variant,
+            split=split,
+            cards=cards,
+            values=card_values(cards, variant),
+            target=self.target,
+        )
+
+    def verify(self, problem: Problem, completion: str) -> Verdict:
+        """Score a completion for ``problem`` (see ``verify_expression``). Never raises."""
+        return verify_expression(completion, problem.values, problem.target)
+
+    def solutions(self, problem: Problem) -> list[str]:
+        """Every correct completion, canonical and sorted (``solve``)."""
+        return solve(problem.values, problem.target)

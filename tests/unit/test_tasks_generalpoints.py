@@ -1,0 +1,227 @@
+"""GeneralPoints: cards and rules, prompts, dealing and splits, and the verifier's reward table."""
+
+import itertools
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reweightlab.tasks import Problem, Verdict
+from reweightlab.tasks.generalpoints import (
+    FACES,
+    OTHER_RULE,
+    RANKS,
+    RULE_TEXT,
+    GeneralPoints,
+    card_values,
+    evaluate,
+    hand_split,
+    random_expression,
+    render_prompt,
+    solve,
+    verify_expression,
+)
+
+SCORES = {5.0, -1.0, -2.0, -3.0}
+
+# ---------------------------------------------------------------- cards, rules, prompts
+
+
+def test_card_values_under_each_rule():
+    assert card_values(("A", "8", "K", "5"), "id") == (1, 8, 10, 5)
+    assert card_values(("A", "8", "K", "5"), "ood") == (1, 8, 13, 5)
+    assert card_values(("J", "Q", "K", "10"), "id") == (10, 10, 10, 10)
+    assert card_values(("J", "Q", "K", "10"), "ood") == (11, 12, 13, 10)
+    assert card_values(RANKS, "ood") == tuple(range(1, 14))
+    assert OTHER_RULE == {"id": "ood", "ood": "id"}
+    with pytest.raises(ValueError):
+        card_values(("1", "2", "3", "4"), "id")  # an ace is 'A'
+    with pytest.raises(ValueError):
+        card_values(("A", "2", "3", "4"), "weird")
+
+
+def test_prompt_format():
+    assert render_prompt(("A", "8", "K", "5"), "id") == "A 8 K 5|JQK=10|24:"
+    assert render_prompt(("A", "8", "K", "5"), "ood") == "A 8 K 5|J=11 Q=12 K=13|24:"
+    assert render_prompt(("10", "2", "3", "4"), "id", 10) == "10 2 3 4|JQK=10|10:"
+    assert RULE_TEXT["id"] in render_prompt(("A",) * 4, "id")
+
+
+# ---------------------------------------------------------------- dealing and splits
+
+
+@pytest.fixture(scope="module")
+def dealt():
+    gp = GeneralPoints()
+    return {(v, s): gp.problems(v, s, 200, seed=7) for v in ("id", "ood") for s in ("train", "test")}
+
+
+def test_dealing_is_deterministic_and_prefix_stable(dealt):
+    gp = GeneralPoints()
+    again = gp.problems("id", "train", 200, seed=7)
+    assert again == dealt[("id", "train")]
+    assert gp.problems("id", "train", 50, seed=7) == again[:50]
+    assert gp.problems("id", "train", 50, seed=8) != again[:50]
+    assert gp.problems("ood", "test", 0, seed=7) == []
+
+
+def test_dealt_problems_are_well_formed(dealt):
+    for (variant, split), probs in dealt.items():
+        assert len(probs) == 200
+        assert len({p.cards for p in probs}) == 200  # distinct hands as dealt
+        for i, p in enumerate(probs):
+            assert isinstance(p, Problem)
+            assert p.id == f"gp-{variant}-{split}-7-{i}"
+            assert (p.variant, p.split, p.target) == (variant, split, 24)
+            assert p.values == card_values(p.cards, variant)
+            assert p.prompt == render_prompt(p.cards, variant, 24)
+            assert p.prompt.isascii()
+            assert len(p.cards) == 4 and max(Counter(p.cards).values()) <= 4
+            assert hand_split(p.cards) == split
+
+
+def test_every_dealt_hand_is_solvable(dealt):
+    gp = GeneralPoints()
+    for probs in dealt.values():
+        for p in probs[:30]:  # solve() is the slow exhaustive check; a sample per split suffices
+            sols = gp.solutions(p)
+            assert sols, p
+            assert gp.verify(p, sols[0]).success
+
+
+def test_rule_specific_hands(dealt):
+    for split in ("train", "test"):
+        for p in dealt[("ood", split)]:
+            assert FACES & set(p.cards), p
+            assert all(1 <= v <= 13 for v in p.values)
+        for p in dealt[("id", split)]:
+            assert all(1 <= v <= 10 for v in p.values)
+    # The id rule does deal face cards (as 10s): otherwise 'JQK=10' would never matter.
+    assert any(FACES & set(p.cards) for p in dealt[("id", "train")])
+
+
+def test_train_and_test_are_disjoint(dealt):
+    def multisets(split, key):
+        return {tuple(sorted(key(p))) for v in ("id", "ood") for p in dealt[(v, split)]}
+
+    train_ranks = multisets("train", lambda p: p.cards)
+    test_ranks = multisets("test", lambda p: p.cards)
+    assert train_ranks and test_ranks and not train_ranks & test_ranks
+    # Our choice: the split key is the 'id' value multiset, so those are disjoint as well.
+    id_values = {s: {tuple(sorted(p.values)) for p in dealt[("id", s)]} for s in ("train", "test")}
+    assert not id_values["train"] & id_values["test"]
+
+
+def test_about_a_fifth_of_hands_are_test():
+    hands = list(itertools.combinations_with_replacement(RANKS, 4))
+    share = sum(hand_split(h) == "test" for h in hands) / len(hands)
+    assert 0.1 < share < 0.3
+    assert hand_split(("K", "5", "A", "8")) == hand_split(("A", "8", "K", "5"))
+
+
+def test_problems_rejects_bad_arguments():
+    gp = GeneralPoints()
+    with pytest.raises(ValueError):
+        gp.problems("both", "train", 1, 0)
+    with pytest.raises(ValueError):
+        gp.problems("id", "valid", 1, 0)
+    with pytest.raises(ValueError):
+        gp.problems("id", "train", -1, 0)
+    with pytest.raises(TypeError):
+        GeneralPoints(target=24.0)
+
+
+def test_other_targets():
+    gp = GeneralPoints(target=10)
+    probs = gp.problems("ood", "train", 20, seed=0)
+    for p in probs:
+        assert p.prompt.endswith("|10:") and p.target == 10
+        assert all(evaluate(s) == 10 for s in gp.solutions(p))
+
+
+# ---------------------------------------------------------------- verifier
+
+
+def _hand(cards, variant="id"):
+    return GeneralPoints().problem(cards, variant)
+
+
+@pytest.mark.parametrize(
+    "completion, score, reason",
+    [
+        ("8/(3-8/3)", 5, "correct"),
+        ("  8 / ( 3 - 8 / 3 )\n", 5, "correct"),  # spaces anywhere, whitespace around
+        ("(8/(3-(8/3)))", 5, "correct"),  # redundant parentheses are fine
+        ("8+8+3+3", -1, "value 22, not 24"),
+        ("8/3+8/3", -1, "value 16/3, not 24"),
+        ("8/(3-3)*8", -1, "division by zero"),
+        ("8*3", -2, "uses [8, 3] but the cards are [3, 8, 3, 8]"),
+        ("8*3+8-8+3-3", -2, "uses [8, 3, 8, 8, 3, 3]"),
+        ("24", -2, "uses [24]"),
+        ("8/(3-8/4)", -2, "uses [8, 3, 8, 4]"),
+        ("8/(3-3)*9", -2, "uses"),  # wrong numbers outrank the division by zero
+        ("1000+3+8+8", -2, "uses 1000, which is not on the cards"),
+        ("9" * 200, -2, "uses 999999999999..., which is not on the cards"),
+        ("9" * 5000, -3, "illegal: longer than 256 characters"),
+        ("8/(3-8/3", -3, 'illegal: unclosed "(" at 2'),
+        ("8/(3-8/3))", -3, 'illegal: unmatched ")" at 9'),
+        ("8 8 3 3", -3, "illegal: unexpected number at 2"),
+        ("\u0668/(3-8/3)", -3, "illegal: unexpected character '\\u0668' at 0"),
+        ("", -3, "illegal: empty expression"),
+        ("8/(3-8/3)=24", -3, "illegal: unexpected character '='"),
+    ],
+)
+def test_reward_table(completion, score, reason):
+    v = GeneralPoints().verify(_hand(("3", "8", "3", "8")), completion)
+    assert isinstance(v, Verdict)
+    assert v.score == score
+    assert v.success == (score == 5)
+    assert reason in v.reason
+
+
+def test_reason_lists_card_values_under_the_rule():
+    v = verify_expression("10*8/5", card_values(("A", "8", "K", "5"), "id"), 24)
+    assert (v.score, v.reason) == (-2, "uses [10, 8, 5] but the cards are [1, 8, 10, 5]")
+    ood = _hand(("A", "8", "K", "5"), "ood")
+    assert GeneralPoints().verify(ood, "(13-8)*5-1").score == 5
+    assert GeneralPoints().verify(ood, "(10-8)*5+1").score == -2  # K is 13 under 'ood'
+
+
+def test_non_string_completion_is_illegal():
+    v = GeneralPoints().verify(_hand(("3", "8", "3", "8")), None)
+    assert v.score == -3 and not v.success
+
+
+_NASTY = st.one_of(
+    st.text(max_size=80),
+    st.text(alphabet="0123456789+-*/() \t\n", max_size=60),
+    st.text(alphabet="38+-*/()", max_size=20),
+    st.builds(lambda d, body: "(" * d + body + ")" * d, st.integers(0, 20_000), st.text("38/-", max_size=9)),
+    st.builds(lambda d: "9" * d, st.integers(0, 20_000)),
+    st.sampled_from(["8/0", "3/(8-8)", "(3-3)/(8-8)", "0/0", "\u0663\u0663", "\uff18"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(completion=_NASTY)
+def test_verify_never_raises_and_scores_from_the_table(completion):
+    gp = GeneralPoints()
+    for p in (_hand(("3", "8", "3", "8")), _hand(("A", "J", "Q", "K"), "ood")):
+        v = gp.verify(p, completion)
+        assert v.score in SCORES
+        assert v.success == (v.score == gp.success_score)
+        assert isinstance(v.reason, str) and v.reason
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32), variant=st.sampled_from(["id", "ood"]))
+def test_random_expressions_score_minus_one_or_five(seed, variant):
+    rng = random.Random(seed)
+    cards = tuple(rng.choice(RANKS) for _ in range(4))
+    p = _hand(cards, variant)
+    e = random_expression(p.values, rng)
+    v = GeneralPoints().verify(p, e)
+    assert v.score == (5 if evaluate(e) == 24 else -1)
+    assert (e in solve(p.values, 24)) == v.success
