@@ -1,0 +1,57 @@
+import torch
+
+from reweightlab.train.batching import SequenceStore, completion_to_targets, microbatches
+
+
+def _store():
+    prompts = [[1, 5, 6], [1, 7], [1, 8, 9, 10]]
+    comps = [[20, 21, 2], [22, 2], [23, 24, 25, 26, 2]]
+    return SequenceStore.from_lists(prompts, comps, pad_id=0, reward=[1.0, 2.0, 3.0])
+
+
+def test_store_layout_and_masks():
+    s = _store()
+    assert s.ids_NL.shape == (3, 9)
+    assert s.ids_NL[1].tolist() == [1, 7, 22, 2, 0, 0, 0, 0, 0]
+    assert s.completion_tokens() == 3 + 2 + 5
+    mbs = microbatches(s, 2)
+    # sorted by length: sequence 1 (4 tokens), 0 (6), then 2 (9); each trimmed to its longest
+    assert [mb.index_B.tolist() for mb in mbs] == [[1, 0], [2]]
+    assert mbs[0].input_ids_BL.shape == (2, 6)
+    # targets predicted at positions prompt_len-1 .. total_len-2 are the completion tokens
+    mb = mbs[0]
+    picked = mb.targets_BT[mb.mask_BT.bool()].tolist()
+    assert picked == [22, 2, 20, 21, 2]
+    assert mb.columns["reward"].tolist() == [2.0, 1.0]
+
+
+def test_completion_to_targets_alignment():
+    s = _store()
+    vals = torch.tensor([[0.1, 0.2, 0.3, 0, 0], [0.4, 0.5, 0, 0, 0], [0.6, 0.7, 0.8, 0.9, 1.0]])
+    mask = vals > 0
+    out = completion_to_targets(vals, mask, s.prompt_len_N, s.ids_NL.shape[1])
+    s.columns["v"] = out
+    for mb in microbatches(s, 3):
+        got = mb.columns["v"][mb.mask_BT.bool()]
+        want = vals[mb.index_B][mask[mb.index_B]]
+        assert torch.equal(got, want)
+
+
+def test_from_rollout_joins_prompt_and_completion():
+    from reweightlab.rollout import Rollout
+
+    prompts = [[1, 5, 6], [1, 7]]
+    comp = torch.tensor([[20, 2, 0], [21, 22, 2], [23, 0, 0], [24, 25, 26]])
+    mask = comp != 0
+    ro = Rollout(
+        prompt_index_N=torch.tensor([0, 0, 1, 1]), completion_ids_NT=comp, completion_mask_NT=mask,
+        logp_NT=torch.where(mask, -torch.rand(4, 3), torch.zeros(4, 3)), finished_N=torch.tensor([1, 1, 0, 0]).bool(),
+    )
+    s = SequenceStore.from_rollout(prompts, ro, pad_id=0)
+    assert s.ids_NL[0, :5].tolist() == [1, 5, 6, 20, 2]
+    assert s.ids_NL[2, :3].tolist() == [1, 7, 23] and s.total_len_N[2] == 3
+    assert s.ids_NL[3].tolist() == [1, 7, 24, 25, 26, 0]
+    for mb in microbatches(s, 4):
+        got = mb.columns["logp_sampler"][mb.mask_BT.bool()]
+        want = ro.logp_NT[mb.index_B][mask[mb.index_B]]
+        assert torch.equal(got, want)
