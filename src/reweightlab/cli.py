@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     from reweightlab.models import ModelLoadError
 
     args = build_parser().parse_args(argv)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-file load/save bars drown ours; we show progress per stage
     user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError)
     try:
         from reweightlab.tasks.registry import UnknownTaskError
