@@ -100,7 +100,18 @@ class RLConfig:
         choices=("auto", "group", "batch", "none"),
     )
     kl_beta: float = _f(0.0, "weight of the KL(pi || pi_ref) penalty in the loss")
-    kl_estimator: str = _f("k3", "per-token KL estimator (SPEC 2.4)", choices=("k1", "k2", "k3"))
+    kl_estimator: str = _f(
+        "k2",
+        "KL estimator used as a loss term (kl_mode=loss). Its gradient is what matters: k2's expectation is "
+        "grad KL(pi||pi_ref); k3's is grad KL(pi_ref||pi), the reverse KL (GRPO's choice); k1's is 0",
+        choices=("k1", "k2", "k3"),
+    )
+    kl_mode: str = _f(
+        "loss",
+        "where the KL penalty enters: 'loss' adds beta*k(logp, logp_ref) per token; 'reward' subtracts "
+        "beta * sum_t k1 (detached) from each sequence's reward before the advantage",
+        choices=("loss", "reward"),
+    )
     temperature: float = _f(1.0, "sampling temperature")
     top_p: float = _f(1.0, "nucleus sampling mass")
 
@@ -365,8 +376,11 @@ def _validate_method(cfg: TrainConfig, user_keys: set[str]) -> None:
                 "config key 'rl.clip_eps_*' does nothing with one epoch and one minibatch per batch "
                 "(on-policy the ratio is 1); raise rl.epochs_per_batch or rl.minibatches_per_epoch"
             )
-        if "rl.kl_estimator" in user_keys and cfg.rl.kl_beta == 0:
-            raise ConfigError("config key 'rl.kl_estimator' does nothing with rl.kl_beta = 0")
+        for key in ("rl.kl_estimator", "rl.kl_mode"):
+            if key in user_keys and cfg.rl.kl_beta == 0:
+                raise ConfigError(f"config key '{key}' does nothing with rl.kl_beta = 0")
+        if "rl.kl_estimator" in user_keys and cfg.rl.kl_mode == "reward":
+            raise ConfigError("config key 'rl.kl_estimator' does nothing with rl.kl_mode = reward (k1 is used)")
         if cfg.method == "rloo" and cfg.rl.samples_per_prompt < 2:
             raise ConfigError("config key 'rl.samples_per_prompt': rloo needs at least 2 samples per prompt")
         if cfg.method == "grpo" and cfg.rl.samples_per_prompt < 2:

@@ -21,12 +21,14 @@ METHOD_OVERRIDES = {
     "reinforce": [],
     "rloo": ["rl.samples_per_prompt=4"],
     "grpo": ["rl.kl_beta=0.1", "rl.epochs_per_batch=2"],
+    "reinforce_kl_reward": ["rl.kl_beta=0.1", "rl.kl_mode=reward"],
 }
 RL_KEYS = {"reward", "reward_std", "frac_reward_zero_std", "kl", "entropy", "clip_ratio",
            "completion_length", "tokens_per_s", "time_generation", "time_training", "loss", "lr"}
 
 
-def _overrides(method, model_dir, out, steps=2):
+def _overrides(case, model_dir, out, steps=2):
+    method = case.split("_kl")[0]  # 'reinforce_kl_reward' runs reinforce with the KL folded into the reward
     common = [f"method={method}", f"model.path={model_dir}", f"output_dir={out}", f"optim.steps={steps}",
               "data.num_prompts=8", "data.max_new_tokens=12", "optim.sequences_per_microbatch=8"]
     if method in ("reinforce", "rloo", "grpo"):
@@ -35,13 +37,14 @@ def _overrides(method, model_dir, out, steps=2):
         common += ["optim.sequences_per_step=16"]
         if method not in ("sft", "dft"):
             common += ["data.base_samples_per_prompt=4"]
-    return common + METHOD_OVERRIDES[method]
+    return common + METHOD_OVERRIDES[case]
 
 
-@pytest.mark.parametrize("method", list(METHOD_OVERRIDES))
-def test_method_runs_and_writes_a_run_folder(method, tiny_model_dir, tmp_path):
-    out = tmp_path / method
-    cfg = load_config(None, _overrides(method, tiny_model_dir, out))
+@pytest.mark.parametrize("case", list(METHOD_OVERRIDES))
+def test_method_runs_and_writes_a_run_folder(case, tiny_model_dir, tmp_path):
+    out = tmp_path / case
+    cfg = load_config(None, _overrides(case, tiny_model_dir, out))
+    method = cfg.method
     before = load_model(tiny_model_dir).state_dict()
     train(cfg, progress=False, log=lambda *_: None)
     resolved = json.loads((out / "config.json").read_text())

@@ -28,15 +28,28 @@ def advantages(method: str, rewards_PG: torch.Tensor, std_scaling: str) -> torch
     return adv.reshape(-1)
 
 
+def kl_shaped_rewards(rewards_PG, logp_BT, logp_ref_BT, mask_BT, beta: float) -> torch.Tensor:
+    """kl_mode=reward: r - beta * sum_t k1_t, detached (the classic RLHF reward shaping).
+
+    E_pi[sum_t k1] = KL(pi || pi_ref) per sequence, so maximising the shaped reward maximises
+    E[r] - beta * KL(pi || pi_ref), whose optimum is the Boltzmann target pi_ref * exp(r / beta) / Z.
+    """
+    k1_N = (kl_estimate(logp_BT, logp_ref_BT, "k1") * mask_BT).sum(1).detach()
+    return rewards_PG - beta * k1_N.view_as(rewards_PG)
+
+
 def token_loss(logp_BT, mb, rl_cfg):
-    """Per-token loss and the tensors the loop logs (clip fraction, KL)."""
+    """Per-token loss and the tensors the loop logs (clip fraction, KL value estimate).
+
+    The logged `kl` is k3 (unbiased, low variance, >= 0 per token) whatever estimator the loss uses.
+    """
     loss_BT, clipped_BT = clipped_surrogate(
         logp_BT, mb.columns["logp_old"], mb.columns["adv"],
         eps_low=rl_cfg.clip_eps_low, eps_high=rl_cfg.clip_eps_high,
     )
-    kl_BT = None
+    kl_value_BT = None
     if "logp_ref" in mb.columns:
-        kl_BT = kl_estimate(logp_BT, mb.columns["logp_ref"], rl_cfg.kl_estimator)
-        if rl_cfg.kl_beta > 0:
-            loss_BT = loss_BT + rl_cfg.kl_beta * kl_BT
-    return loss_BT, clipped_BT, kl_BT
+        kl_value_BT = kl_estimate(logp_BT.detach(), mb.columns["logp_ref"], "k3")
+        if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "loss":
+            loss_BT = loss_BT + rl_cfg.kl_beta * kl_estimate(logp_BT, mb.columns["logp_ref"], rl_cfg.kl_estimator)
+    return loss_BT, clipped_BT, kl_value_BT

@@ -259,7 +259,6 @@ def _rl_batch(s: Setup, problems, step: int):
         seed=cfg.seed * 1_000_003 + step,
     )
     batch = samples.store
-    batch.columns["adv"] = algos.rl.advantages(cfg.method, samples.rewards_PG, resolved_adv_std(cfg))
     mbs = microbatches(batch, cfg.optim.sequences_per_microbatch)
     N, L = len(batch), batch.ids_NL.shape[1]
     if rl_cfg.temperature == 1.0 and rl_cfg.top_p == 1.0:
@@ -268,6 +267,15 @@ def _rl_batch(s: Setup, problems, step: int):
     else:
         batch.columns["logp_old"] = teacher_forced_logp(s.policy, mbs, N, L, s.device)
     batch.columns["logp_ref"] = teacher_forced_logp(s.ref, mbs, N, L, s.device)
+    rewards_PG = samples.rewards_PG
+    if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "reward":
+        from reweightlab.train.batching import completion_mask
+
+        mask = completion_mask(batch.prompt_len_N, batch.total_len_N, L)
+        rewards_PG = algos.rl.kl_shaped_rewards(
+            rewards_PG, batch.columns["logp_old"], batch.columns["logp_ref"], mask, rl_cfg.kl_beta
+        )
+    batch.columns["adv"] = algos.rl.advantages(cfg.method, rewards_PG, resolved_adv_std(cfg))
     return batch, samples.rewards_PG
 
 
