@@ -1,0 +1,285 @@
+"""Batched sampling from any Hugging Face causal LM with a KV cache, returning sampler log-probs.
+
+Per chunk of at most `max_batch_sequences` sequences:
+  1. prefill: each distinct prompt of the chunk runs once, left-padded, with an attention mask and
+     explicit position ids (so padding does not shift positions); only the last position's logits
+     are projected onto the vocabulary (`logits_to_keep=1`);
+  2. the cache and last logits are then copied to the G samples of each prompt (`reorder_cache`
+     with a repeating index), so a prompt's prefill is paid once rather than G times;
+  3. decode: one forward of one token per sequence per step until every sequence has produced EOS or
+     `max_new_tokens` is reached.
+The only Python loop on the hot path is the one over generated positions.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from reweightlab.rollout.engine import Rollout
+
+
+def sample_from_logits(
+    logits_BV: torch.Tensor,
+    *,
+    temperature: float,
+    top_p: float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sample one token per row; return (token_B, logp_B) with logp under the sampled distribution.
+
+    q = softmax(logits / temperature), in float32; with top_p < 1, q is restricted to the nucleus
+    (the smallest set of most probable tokens whose mass reaches top_p; the top token is always in
+    it) and renormalised. logp_B = log q(token), the quantity an importance ratio needs.
+    """
+    logq_BV = torch.log_softmax(logits_BV.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_logq_BV, order_BV = logq_BV.sort(dim=-1, descending=True)
+        sorted_q_BV = sorted_logq_BV.exp()
+        # Mass strictly before each token in sorted order; a token is in the nucleus iff that mass
+        # has not yet reached top_p. The first token has 0 < top_p, so it is always kept.
+        mass_before_BV = sorted_q_BV.cumsum(dim=-1) - sorted_q_BV
+        drop_sorted_BV = mass_before_BV >= top_p
+        drop_BV = torch.zeros_like(drop_sorted_BV).scatter_(-1, order_BV, drop_sorted_BV)
+        logq_BV = torch.log_softmax(logq_BV.masked_fill(drop_BV, float("-inf")), dim=-1)
+    token_B = torch.multinomial(logq_BV.exp(), num_samples=1, generator=generator).squeeze(-1)
+    logp_B = logq_BV.gather(-1, token_B.unsqueeze(-1)).squeeze(-1)
+    return token_B, logp_B
+
+
+def _logits_kwarg(model: torch.nn.Module) -> str | None:
+    """Name of the forward argument that limits the logits to the last positions, if any.
+
+    transformers >= 4.50 calls it `logits_to_keep`; 4.45-4.49 called it `num_logits_to_keep`.
+    Wrappers (e.g. PEFT) forward **kwargs, so look at the wrapped model too.
+    """
+    candidates = [model]
+    if hasattr(model, "get_base_model"):
+        candidates.append(model.get_base_model())
+    for candidate in candidates:
+        params = inspect.signature(candidate.forward).parameters
+        for name in ("logits_to_keep", "num_logits_to_keep"):
+            if name in params:
+                return name
+    return None
+
+
+def _new_cache(model: torch.nn.Module):
+    """An empty DynamicCache; given the config, transformers 5 picks sliding/linear layers per layer."""
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config)
+    except TypeError:  # transformers 4.x: no config argument
+        return DynamicCache()
+
+
+class HFRolloutEngine:
+    """Rollout engine for any `AutoModelForCausalLM` (CPU or CUDA); returns CPU tensors.
+
+    `max_batch_sequences` bounds the sequences decoded together, hence the memory of the KV cache
+    (layers x 2 x B x heads x (prompt + new tokens) x head_dim) and of the float32 logits (B x V).
+    DynamicCache appends with torch.cat, copying the whole cache every step; on CPU, once the cache
+    outgrows the processor caches this dominates: for the embedded model (1 thread), 512-1024
+    sequences per chunk sampled ~14k tokens/s and 2048 ~9.5k (benchmarks/bench_sampling.py).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        eos_token_id: int,
+        pad_token_id: int,
+        max_batch_sequences: int = 512,
+    ) -> None:
+        if max_batch_sequences < 1:
+            raise ValueError(f"max_batch_sequences must be >= 1, got {max_batch_sequences}")
+        vocab_size = model.get_input_embeddings().num_embeddings
+        for name, token in (("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
+            if not 0 <= token < vocab_size:
+                raise ValueError(f"{name}={token} is outside the model's vocabulary [0, {vocab_size})")
+        self.model = model
+        self.eos_token_id = int(eos_token_id)
+        self.pad_token_id = int(pad_token_id)
+        self.max_batch_sequences = int(max_batch_sequences)
+        self._vocab_size = vocab_size
+        self._logits_kwarg = _logits_kwarg(model)
+
+    @property
+    def device(self) -> torch.device:
+        # Inputs go where the embedding lives (the first device under a device_map).
+        return self.model.get_input_embeddings().weight.device
+
+    def generate(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        *,
+        samples_per_prompt: int = 1,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        progress: bool = False,
+    ) -> Rollout:
+        """Sample `samples_per_prompt` (G) completions per prompt; sequence n = p * G + g.
+
+        Same seed on the same device and batch plan -> identical Rollout; seed=None -> nondeterministic.
+        """
+        self._validate(prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p)
+        prompts = [list(map(int, p)) for p in prompt_ids]
+        if min(map(min, prompts)) < 0 or max(map(max, prompts)) >= self._vocab_size:
+            raise ValueError(f"prompt token ids must lie in [0, {self._vocab_size})")
+        num_sequences = len(prompts) * samples_per_prompt
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+
+        chunks = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), tqdm(
+                total=num_sequences, disable=not progress, desc="rollout", unit="seq"
+            ) as bar:
+                for start in range(0, num_sequences, self.max_batch_sequences):
+                    stop = min(start + self.max_batch_sequences, num_sequences)
+                    chunks.append(
+                        self._generate_chunk(
+                            prompts, start, stop, samples_per_prompt,
+                            max_new_tokens, temperature, top_p, generator,
+                        )
+                    )
+                    bar.update(stop - start)
+        finally:
+            self.model.train(was_training)
+        return self._assemble(chunks, samples_per_prompt)
+
+    def _validate(self, prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p) -> None:
+        if len(prompt_ids) == 0:
+            raise ValueError("prompt_ids is empty: need at least one prompt")
+        for i, prompt in enumerate(prompt_ids):
+            if len(prompt) == 0:
+                raise ValueError(f"prompt {i} is empty: every prompt needs at least one token")
+        if samples_per_prompt < 1:
+            raise ValueError(f"samples_per_prompt must be >= 1, got {samples_per_prompt}")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not temperature > 0:  # also rejects NaN
+            raise ValueError(f"temperature must be > 0 (greedy decoding is not supported), got {temperature}")
+        if not 0 < top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        max_positions = getattr(self.model.config, "max_position_embeddings", None)
+        longest = max(len(p) for p in prompt_ids)
+        if max_positions is not None and longest + max_new_tokens > max_positions:
+            raise ValueError(
+                f"longest prompt ({longest}) + max_new_tokens ({max_new_tokens}) exceeds the model's "
+                f"max_position_embeddings ({max_positions})"
+            )
+
+    def _forward(self, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
+        """One forward pass; returns float32 logits of the last position, [B, V]."""
+        kwargs = {self._logits_kwarg: 1} if self._logits_kwarg else {}
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=True,
+            **kwargs,
+        )
+        return out.logits[:, -1, :].float()
+
+    def _left_pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids_PL, mask_PL) on the model's device: prompts right-aligned, padding on the left."""
+        width = max(len(p) for p in prompts)
+        ids_PL = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
+        mask_PL = torch.zeros((len(prompts), width), dtype=torch.bool)
+        for i, prompt in enumerate(prompts):  # once per prompt, not per token
+            ids_PL[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask_PL[i, width - len(prompt) :] = True
+        return ids_PL.to(self.device), mask_PL.to(self.device)
+
+    def _generate_chunk(
+        self, prompts, start, stop, group_size, max_new_tokens, temperature, top_p, generator
+    ) -> tuple[torch.Tensor, ...]:
+        """Sample sequences [start, stop); returns CPU (tokens_BT, mask_BT, logp_BT, finished_B)."""
+        device = self.device
+        first_prompt = start // group_size
+        ids_PL, mask_PL = self._left_pad(prompts[first_prompt : (stop - 1) // group_size + 1])
+        width = ids_PL.shape[1]
+        lengths_P = mask_PL.sum(-1)
+        # Positions count real tokens only, so a left-padded prompt sees the positions it would alone.
+        position_PL = (mask_PL.long().cumsum(-1) - 1).clamp(min=0)
+
+        cache = _new_cache(self.model)
+        logits_PV = self._forward(ids_PL, mask_PL.long(), position_PL, cache)
+
+        # Copy each prompt's cache and logits to its samples in this chunk.
+        prompt_of_B = torch.arange(start, stop, device=device) // group_size - first_prompt
+        cache.reorder_cache(prompt_of_B)
+        logits_BV = logits_PV[prompt_of_B]
+        batch = stop - start
+        # Attention mask for the whole chunk, prompt and every position it may generate; step t
+        # uses the prefix of width + t + 1 columns.
+        attention_BS = torch.ones(batch, width + max_new_tokens, dtype=torch.long, device=device)
+        attention_BS[:, :width] = mask_PL[prompt_of_B]
+        next_position_B = lengths_P[prompt_of_B]
+
+        tokens_BT = torch.full((batch, max_new_tokens), self.pad_token_id, dtype=torch.long, device=device)
+        logp_BT = torch.zeros(batch, max_new_tokens, dtype=torch.float32, device=device)
+        mask_BT = torch.zeros(batch, max_new_tokens, dtype=torch.bool, device=device)
+        finished_B = torch.zeros(batch, dtype=torch.bool, device=device)
+        steps = 0
+        for t in range(max_new_tokens):
+            token_B, logp_B = sample_from_logits(
+                logits_BV, temperature=temperature, top_p=top_p, generator=generator
+            )
+            alive_B = ~finished_B
+            token_B = torch.where(alive_B, token_B, self.pad_token_id)
+            tokens_BT[:, t] = token_B
+            logp_BT[:, t] = torch.where(alive_B, logp_B, 0.0)
+            mask_BT[:, t] = alive_B
+            finished_B |= token_B == self.eos_token_id
+            steps = t + 1
+            # One host sync per step; stopping early is what makes EOS-heavy batches cheap.
+            if steps == max_new_tokens or bool(finished_B.all()):
+                break
+            # Finished rows keep being computed (fed the pad token, outputs discarded): the cost is
+            # their share of each step's FLOPs and cache growth. Compacting the batch would need a
+            # cache gather per step, which only pays off when many rows finish early.
+            logits_BV = self._forward(
+                token_B.unsqueeze(-1),
+                attention_BS[:, : width + t + 1],
+                (next_position_B + t).unsqueeze(-1),
+                cache,
+            )
+        del cache
+        return (
+            tokens_BT[:, :steps].cpu(),
+            mask_BT[:, :steps].cpu(),
+            logp_BT[:, :steps].cpu(),
+            finished_B.cpu(),
+        )
+
+    def _assemble(self, chunks, group_size) -> Rollout:
+        """Right-pad the chunks to the longest completion and concatenate them."""
+        length = max(c[0].shape[1] for c in chunks)
+
+        def pad(x, value):
+            return torch.nn.functional.pad(x, (0, length - x.shape[1]), value=value)
+
+        ids_NT = torch.cat([pad(c[0], self.pad_token_id) for c in chunks])
+        mask_NT = torch.cat([pad(c[1], False) for c in chunks])
+        logp_NT = torch.cat([pad(c[2], 0.0) for c in chunks])
+        finished_N = torch.cat([c[3] for c in chunks])
+        prompt_index_N = torch.arange(ids_NT.shape[0]) // group_size
+        return Rollout(
+            prompt_index_N=prompt_index_N,
+            completion_ids_NT=ids_NT,
+            completion_mask_NT=mask_NT,
+            logp_NT=logp_NT,
+            finished_N=finished_N,
+        )
