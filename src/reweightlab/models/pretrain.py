@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from reweightlab.models.embedded import EmbeddedSpec, build_char_tokenizer, build_embedded_model
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: GeneralPoints splits by rank multiset
 
 
 @dataclass(frozen=True)

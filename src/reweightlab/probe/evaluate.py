@@ -44,7 +44,7 @@ class PassKResult:
 def evaluate_passk(
     model, tokenizer, task, *, variant: str, split: str = "test", n_prompts: int, samples_per_prompt: int,
     ks: list[int] | None = None, max_new_tokens: int = 24, seed: int = 1234, progress: bool = False,
-    max_batch_sequences: int = 2048,
+    max_batch_sequences: int = 512,
 ) -> PassKResult:
     """Sample `samples_per_prompt` completions per held-out prompt at temperature 1; count successes."""
     import time

@@ -89,15 +89,16 @@ def render_prompt(cards: Sequence[str], rule: str, target: int = 24) -> str:
 
 
 def hand_split(cards: Sequence[str]) -> str:
-    """'train' or 'test', from a stable hash of the hand's value multiset under rule 'id'.
+    """'train' or 'test', from a stable hash of the hand's rank multiset (order does not matter).
 
-    Our choice: keying on 'id' values (10, J, Q, K all count as 10) rather than on ranks makes the
-    split a function of the rank multiset, so train and test never share a rank multiset under
-    either rule, and also keeps every 'id' value multiset on one side: a test hand 'Q 5 5 5' never
-    has the same answers as a training hand 'J 5 5 5'.
+    Our choice: train and test never share a hand (as a multiset of ranks) under either rule. We do
+    not also hold out whole *value* multisets: with J, Q, K all worth 10 there are only 715 of them,
+    and the generalisation this task measures is the rule change (SPEC 4.1), not arithmetic on value
+    sets never seen. Holding them out left the embedded base at pass@1 ~0.015 on test hands
+    against ~0.22 on training hands, too weak a reference for post-training to reweight.
     sha256, not hash(): Python's string hash changes from process to process.
     """
-    key = ",".join(map(str, sorted(card_values(cards, "id"))))
+    key = ",".join(sorted(cards, key=RANKS.index))
     digest = hashlib.sha256(f"generalpoints-split|{key}".encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") < TEST_FRACTION * 2**64 else "train"
 
