@@ -6,6 +6,9 @@ import pytest
 import torch
 
 torch.set_flush_denormal(True)
+# The tests' models are tiny: a second thread buys nothing, and under load two OpenMP threads were
+# measured 5-10x slower than one on this 2-core machine (spin-waiting on a busy core).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -75,7 +75,7 @@ def method_config(method: str, budget: DemoBudget, base: str, out: Path, seed: i
     if method in ("grpo", "rloo"):
         raw["optim"].update(lr=budget.rl_lr, steps=budget.rl_steps)
         raw["rl"] = {"prompts_per_step": budget.rl_prompts_per_step,
-                     "samples_per_prompt": budget.rl_samples_per_prompt}
+                     "samples_per_prompt": budget.rl_samples_per_prompt, "kl_beta": 0.05}
     else:
         raw["optim"].update(steps=budget.offline_steps, sequences_per_step=budget.offline_sequences_per_step)
     if method == "sft_q":
@@ -148,7 +148,8 @@ def _evaluate_all(models: dict, task, budget: DemoBudget, seed: int, progress: b
 def format_table(summary: dict) -> str:
     ev = summary["eval"]
     kmax = max(int(k) for k in ev["base"]["id"]["pass_at_k"])
-    head = f"{'model':<14}{'ID pass@1':>10}{f'ID pass@{kmax}':>12}{'OOD pass@1':>12}{f'OOD pass@{kmax}':>13}{'train s':>9}"
+    head = (f"{'model':<14}{'ID pass@1':>10}{f'ID pass@{kmax}':>12}{'OOD pass@1':>12}"
+            f"{f'OOD pass@{kmax}':>13}{'train s':>9}")
     lines = [head, "-" * len(head)]
     for name, r in ev.items():
         t = summary["methods"].get(name, {}).get("train_seconds", "")

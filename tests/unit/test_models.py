@@ -38,6 +38,7 @@ def test_missing_and_bad_folders(tmp_path):
 def test_not_a_causal_lm(tmp_path):
     from transformers import ViTConfig
 
-    ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path)
+    cfg = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    cfg.save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="not a causal LM"):
         load_model(tmp_path)

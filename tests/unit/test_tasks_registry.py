@@ -61,7 +61,8 @@ class _EchoTask:
 def test_register_a_user_task(monkeypatch):
     monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
     register_task("echo", _EchoTask)
-    assert task_names() == sorted(["echo", "generalpoints"])
+    names = task_names()
+    assert {"echo", "generalpoints"} <= set(names) and names == sorted(names)
     task = get_task("echo", word="yo")
     assert isinstance(task, Task)
     assert task.problems("id", "train", 2, 0)[1].get("answer") == "yo"
