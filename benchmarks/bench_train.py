@@ -38,7 +38,7 @@ def _run(method: str, model: str, steps: int, extra: list[str]) -> dict:
                              f"optim.steps={steps}", *extra])
     train(cfg, progress=False, log=lambda *_: None)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][1:]  # skip warm-up
-    keys = ("tokens_per_s", "sample_tokens_per_s", "time_generation", "time_training")
+    keys = ("tokens_per_s", "total_tokens_per_s", "sample_tokens_per_s", "time_generation", "time_training")
     return {k: sum(r[k] for r in rows) / len(rows) for k in keys if k in rows[0]}
 
 
@@ -51,7 +51,8 @@ def main() -> None:
     model = _model_dir(args.model)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, model {model}")
     sft = _run("sft", model, args.steps, ["optim.sequences_per_step=128", "optim.sequences_per_microbatch=128"])
-    print(f"SFT  (128 sequences/step):            {sft['tokens_per_s']:>9.0f} completion tokens/s")
+    print(f"SFT  (128 sequences/step):            {sft['tokens_per_s']:>9.0f} completion tokens/s "
+          f"({sft['total_tokens_per_s']:.0f} tokens/s with the prompts)")
     grpo = _run("grpo", model, args.steps, ["rl.prompts_per_step=32", "rl.samples_per_prompt=8",
                                              "rl.kl_beta=0.05", "optim.sequences_per_microbatch=256"])
     print(f"GRPO (32 prompts x 8, KL, 1 epoch):   {grpo['tokens_per_s']:>9.0f} completion tokens/s trained, "

@@ -194,8 +194,9 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
         if ema is not None:
             _ema_update(ema, s.policy, method.preset(cfg).ema_decay)
         dt = time.perf_counter() - t0
-        _log_step(s, step, stats, {"tokens_per_s": batch.completion_tokens() / dt, "time_training": dt,
-                                   "lr": sched.get_last_lr()[0]})
+        _log_step(s, step, stats, {"tokens_per_s": batch.completion_tokens() / dt,
+                                   "total_tokens_per_s": int(batch.total_len_N.sum()) / dt,
+                                   "time_training": dt, "lr": sched.get_last_lr()[0]})
         _maybe_checkpoint(s, step)
 
 
