@@ -164,10 +164,11 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
     if cfg.method == "iw_sft" and method.preset(cfg).q == "ema":
         ema = copy.deepcopy(s.policy).eval().requires_grad_(False)
     ctx = OfflineContext(s, ema)
+    per_step = store.completion_tokens() / len(store) * cfg.optim.sequences_per_step
     log(
         f"[{cfg.method}] {len(store)} training sequences ({store.completion_tokens()} completion tokens); "
-        f"{cfg.optim.steps} steps x {cfg.optim.sequences_per_step} sequences, "
-        f"micro-batches of {cfg.optim.sequences_per_microbatch}"
+        f"{cfg.optim.steps} steps x {cfg.optim.sequences_per_step} sequences (~{per_step:.0f} completion "
+        f"tokens per step), micro-batches of {cfg.optim.sequences_per_microbatch}"
     )
     opt = make_optimizer(s.policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas)
     sched = make_scheduler(opt, schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
@@ -224,6 +225,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
     updates = cfg.optim.steps * rl_cfg.epochs_per_batch * rl_cfg.minibatches_per_epoch
     log(
         f"[{cfg.method}] {cfg.optim.steps} batches x {P} prompts x {G} samples = {P * G} sequences per batch; "
+        f"up to {P * G * cfg.data.max_new_tokens} completion tokens per batch; "
         f"{rl_cfg.epochs_per_batch} epoch(s) x {rl_cfg.minibatches_per_epoch} minibatch(es) -> {updates} updates"
     )
     opt = make_optimizer(s.policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas)
