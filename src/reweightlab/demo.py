@@ -128,12 +128,16 @@ def _sample_base(base: str, task, budget: DemoBudget, seed: int, progress: bool)
 
 
 def _evaluate_all(models: dict, task, budget: DemoBudget, seed: int, progress: bool, out: Path, log) -> dict:
+    from tqdm.auto import tqdm
+
     results: dict = {}
     (out / "eval").mkdir(exist_ok=True)
+    bar = tqdm(total=2 * len(models), desc="evaluating", disable=not progress)
     for name, path in models.items():
         tok, model = load_tokenizer(path), load_model(path)
         results[name] = {}
         for variant in ("id", "ood"):
+            bar.update()
             r = evaluate_passk(model, tok, task, variant=variant, n_prompts=budget.eval_prompts,
                                samples_per_prompt=budget.eval_samples, seed=seed + 7919, progress=False)
             results[name][variant] = {"pass_at_k": r.to_dict()["pass_at_k"], "mean_reward": r.mean_reward,

@@ -115,3 +115,22 @@ def test_finished_run_folder_is_not_overwritten(tiny_model_dir, tmp_path):
     cfg = load_config(None, _overrides("sft", tiny_model_dir, out, steps=1))
     train(cfg, progress=False, log=lambda *_: None)
     assert main(["train", *_overrides("sft", tiny_model_dir, out, steps=1), "--no-progress"]) == 2
+
+
+@pytest.mark.parametrize("reduction", ["token_mean", "seq_mean"])
+def test_gradient_accumulation_matches_one_microbatch(reduction, tiny_model_dir, tmp_path):
+    """Micro-batches of 4 and one micro-batch of 16 give the same model: the loop normalises by the
+    step's global token (or sequence) count, not per micro-batch."""
+    finals = []
+    for mb in (16, 4):
+        out = tmp_path / f"acc{mb}-{reduction}"
+        ov = _overrides("sft", tiny_model_dir, out, steps=2)
+        ov = [o for o in ov if not o.startswith("optim.sequences_per_microbatch")]
+        cfg = load_config(None, [*ov, f"optim.sequences_per_microbatch={mb}", f"optim.reduction={reduction}",
+                                 "optim.max_grad_norm=0", "optim.lr=0.01"])
+        train(cfg, progress=False, log=lambda *_: None)
+        finals.append(load_model(out / "final").state_dict())
+    base = load_model(tiny_model_dir).state_dict()
+    assert any(not torch.equal(base[k], finals[0][k]) for k in base)
+    for k in finals[0]:
+        torch.testing.assert_close(finals[0][k], finals[1][k], atol=1e-5, rtol=1e-4)
