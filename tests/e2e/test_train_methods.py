@@ -11,24 +11,27 @@ from reweightlab.models import load_model
 from reweightlab.train.loop import train
 
 # An untrained tiny model never solves a hand, so offline filters keep everything here.
-METHOD_OVERRIDES = {
-    "sft": [],
-    "dft": [],
-    "filtered_sft": ["offline.threshold=-3"],
-    "sft_q": ["offline.quality_thresholds=[-3.5,-2.5]"],
-    "iw_sft": ["offline.threshold=-3"],
-    "rwr": [],
-    "reinforce": [],
-    "rloo": ["rl.samples_per_prompt=4"],
-    "grpo": ["rl.kl_beta=0.1", "rl.epochs_per_batch=2"],
-    "reinforce_kl_reward": ["rl.kl_beta=0.1", "rl.kl_mode=reward"],
+CASES = {  # case -> (method, extra overrides)
+    "sft": ("sft", []),
+    "dft": ("dft", []),
+    "filtered_sft": ("filtered_sft", ["offline.threshold=-3"]),
+    "sft_q": ("sft_q", ["offline.quality_thresholds=[-3.5,-2.5]"]),
+    "sft_q_weight": ("sft_q", ["offline.quality_thresholds=[-3.5,-2.5]", "offline.quality_mode=weight"]),
+    "iw_sft": ("iw_sft", ["offline.threshold=-3"]),
+    "iw_sft_token": ("iw_sft", ["offline.threshold=-3", "offline.iw_preset=llm-token"]),
+    "iw_sft_control": ("iw_sft", ["offline.threshold=-3", "offline.iw_preset=control"]),
+    "rwr": ("rwr", []),
+    "reinforce": ("reinforce", []),
+    "rloo": ("rloo", ["rl.samples_per_prompt=4"]),
+    "grpo": ("grpo", ["rl.kl_beta=0.1", "rl.epochs_per_batch=2"]),
+    "reinforce_kl_reward": ("reinforce", ["rl.kl_beta=0.1", "rl.kl_mode=reward"]),
 }
 RL_KEYS = {"reward", "reward_std", "frac_reward_zero_std", "kl", "entropy", "clip_ratio",
            "completion_length", "tokens_per_s", "time_generation", "time_training", "loss", "lr"}
 
 
 def _overrides(case, model_dir, out, steps=2):
-    method = case.split("_kl")[0]  # 'reinforce_kl_reward' runs reinforce with the KL folded into the reward
+    method, extra = CASES[case]
     common = [f"method={method}", f"model.path={model_dir}", f"output_dir={out}", f"optim.steps={steps}",
               "data.num_prompts=8", "data.max_new_tokens=12", "optim.sequences_per_microbatch=8"]
     if method in ("reinforce", "rloo", "grpo"):
@@ -37,10 +40,10 @@ def _overrides(case, model_dir, out, steps=2):
         common += ["optim.sequences_per_step=16"]
         if method not in ("sft", "dft"):
             common += ["data.base_samples_per_prompt=4"]
-    return common + METHOD_OVERRIDES[case]
+    return common + extra
 
 
-@pytest.mark.parametrize("case", list(METHOD_OVERRIDES))
+@pytest.mark.parametrize("case", list(CASES))
 def test_method_runs_and_writes_a_run_folder(case, tiny_model_dir, tmp_path):
     out = tmp_path / case
     cfg = load_config(None, _overrides(case, tiny_model_dir, out))
@@ -115,6 +118,14 @@ def test_finished_run_folder_is_not_overwritten(tiny_model_dir, tmp_path):
     cfg = load_config(None, _overrides("sft", tiny_model_dir, out, steps=1))
     train(cfg, progress=False, log=lambda *_: None)
     assert main(["train", *_overrides("sft", tiny_model_dir, out, steps=1), "--no-progress"]) == 2
+    (out / "final").rename(out / "moved")  # an interrupted run: metrics but no final model
+    assert main(["train", *_overrides("sft", tiny_model_dir, out, steps=1), "--no-progress"]) == 2
+
+
+def test_bad_model_path_leaves_no_run_folder(tmp_path):
+    out = tmp_path / "never"
+    assert main(["train", "method=sft", f"model.path={tmp_path / 'missing'}", f"output_dir={out}"]) == 2
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("reduction", ["token_mean", "seq_mean"])

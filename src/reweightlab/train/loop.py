@@ -69,19 +69,28 @@ class Setup:
     extra: dict = field(default_factory=dict)
 
 
-def prepare_run_dir(path: str | Path) -> Path:
+def check_run_dir(path: str | Path) -> Path:
+    """The output folder must be new or empty: a run never appends to (or overwrites) another's files."""
     run_dir = Path(path)
     if (run_dir / "final").exists():
         raise RunFolderError(f"{run_dir} already holds a finished run (final/); choose another output_dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "metrics.jsonl").exists():
+        raise RunFolderError(
+            f"{run_dir} holds an earlier (interrupted?) run's metrics.jsonl; choose another output_dir "
+            "(its checkpoints/ can be passed as model.path to continue from them)"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"output_dir {run_dir} is a file, not a folder")
     return run_dir
 
 
 def setup(cfg: TrainConfig, progress: bool) -> Setup:
     torch.set_flush_denormal(True)  # denormals made CPU AdamW ~300x slower (DESIGN.md)
     torch.manual_seed(cfg.seed)
-    run_dir = prepare_run_dir(cfg.output_dir)
-    write_text_atomic(run_dir / "config.json", cfg.to_json())
+    run_dir = check_run_dir(cfg.output_dir)
+    # Everything that can fail on bad input (task name, model folder) runs before the run folder
+    # is created, so a mistyped path leaves nothing behind.
+    task = get_task(cfg.data.task)
     device = resolve_device(cfg.model.device)
     path = resolve_model_path(cfg.model.path, progress)
     tok = load_tokenizer(path)
@@ -91,8 +100,9 @@ def setup(cfg: TrainConfig, progress: bool) -> Setup:
     ref = None
     if needs_ref:  # pi_ref is frozen: the starting checkpoint, never refreshed
         ref = copy.deepcopy(policy).eval().requires_grad_(False)
-    task = get_task(cfg.data.task)
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(run_dir / "config.json", cfg.to_json())
     engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     metrics = MetricsWriter(run_dir / "metrics.jsonl")
     return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine)
