@@ -18,6 +18,7 @@ from reweightlab.config import config_from_dict
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded
 from reweightlab.probe import evaluate_passk
+from reweightlab.probe.passk_stats import bootstrap_passk, crossover_k
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.tasks import get_task
 from reweightlab.train.checkpoint import write_text_atomic
@@ -140,9 +141,15 @@ def _evaluate_all(models: dict, task, budget: DemoBudget, seed: int, progress: b
             bar.update()
             r = evaluate_passk(model, tok, task, variant=variant, n_prompts=budget.eval_prompts,
                                samples_per_prompt=budget.eval_samples, seed=seed + 7919, progress=False)
+            ci = bootstrap_passk(torch.tensor(r.n_P), torch.tensor(r.c_P), sorted(r.pass_at_k), seed=seed)
             results[name][variant] = {"pass_at_k": r.to_dict()["pass_at_k"], "mean_reward": r.mean_reward,
+                                      "pass_at_k_ci95": {str(k): [lo, hi] for k, (_, lo, hi) in ci.items()},
                                       "sample_tokens_per_s": round(r.sample_tokens_per_s)}
             write_text_atomic(out / "eval" / f"{name}-{variant}.json", json.dumps(r.to_dict()))
+        if name != "base":
+            for variant in ("id", "ood"):
+                curves = [{int(k): v for k, v in results[m][variant]["pass_at_k"].items()} for m in ("base", name)]
+                results[name][variant]["crossover_k_vs_base"] = crossover_k(*curves)
         if progress:
             log(f"evaluated {name}: ID pass@1 {results[name]['id']['pass_at_k']['1']:.3f}, "
                 f"OOD pass@1 {results[name]['ood']['pass_at_k']['1']:.3f}")
@@ -152,13 +159,17 @@ def _evaluate_all(models: dict, task, budget: DemoBudget, seed: int, progress: b
 def format_table(summary: dict) -> str:
     ev = summary["eval"]
     kmax = max(int(k) for k in ev["base"]["id"]["pass_at_k"])
-    head = (f"{'model':<14}{'ID pass@1':>10}{f'ID pass@{kmax}':>12}{'OOD pass@1':>12}"
+    head = (f"{'model':<14}{'ID pass@1':>10}{f'ID pass@{kmax}':>12}{'ID k*':>7}{'OOD pass@1':>12}"
             f"{f'OOD pass@{kmax}':>13}{'train s':>9}")
     lines = [head, "-" * len(head)]
     for name, r in ev.items():
         t = summary["methods"].get(name, {}).get("train_seconds", "")
+        kstar = r["id"].get("crossover_k_vs_base")
+        kstar = "-" if kstar is None else f"{kstar:.1f}"
         lines.append(
-            f"{name:<14}{r['id']['pass_at_k']['1']:>10.3f}{r['id']['pass_at_k'][str(kmax)]:>12.3f}"
+            f"{name:<14}{r['id']['pass_at_k']['1']:>10.3f}{r['id']['pass_at_k'][str(kmax)]:>12.3f}{kstar:>7}"
             f"{r['ood']['pass_at_k']['1']:>12.3f}{r['ood']['pass_at_k'][str(kmax)]:>13.3f}{t!s:>9}"
         )
+    lines.append(f"k*: the k at which the base catches up with the method in distribution (- : it does not, "
+                 f"up to k={kmax}); 95% bootstrap intervals over prompts are in summary.json")
     return "\n".join(lines)
