@@ -37,7 +37,7 @@ def _data(model_path: str, n_prompts: int, seed: int = 0):
         plen, tlen = int(store.prompt_len_N[i]), int(store.total_len_N[i])
         completion = tok.decode(store.ids_NL[i, plen : tlen - 1].tolist())  # without EOS
         rows.append({"prompt": tok.decode(store.ids_NL[i, 1:plen].tolist()), "completion": completion})
-    return rows, store
+    return rows
 
 
 def run_reweightlab(model_path: str, steps: int) -> dict:
@@ -89,7 +89,7 @@ def main() -> None:
     from bench_train import _model_dir  # same folder
 
     model = _model_dir(args.model)
-    rows, _ = _data(model, 512)
+    rows = _data(model, 512)
     ours = run_reweightlab(model, args.steps)
     theirs = run_trl(model, args.steps, rows)
     for name, r in (("reweightlab", ours), ("TRL SFTTrainer", theirs)):

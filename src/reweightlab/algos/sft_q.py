@@ -4,8 +4,6 @@ As a sampling multiplicity (the authors' control code: a sequence above 3 thresh
 times in the training multiset) or as a loss weight.
 """
 
-
-
 from reweightlab.math import quality_levels, quality_multiset_indices, unit_weights
 
 needs_ref_logp = False

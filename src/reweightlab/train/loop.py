@@ -23,7 +23,7 @@ from reweightlab.math import token_entropy
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.tasks import get_task
-from reweightlab.train.batching import SequenceStore, microbatches
+from reweightlab.train.batching import SequenceStore, completion_mask, microbatches
 from reweightlab.train.checkpoint import MetricsWriter, save_model_atomic, write_text_atomic
 from reweightlab.train.data import sample_and_score, solver_demonstrations
 from reweightlab.train.step import (
@@ -143,8 +143,6 @@ class OfflineContext:
         self.cfg, self._s, self.ema = s.cfg, s, ema
 
     def mask_of(self, store: SequenceStore) -> torch.Tensor:
-        from reweightlab.train.batching import completion_mask
-
         return completion_mask(store.prompt_len_N, store.total_len_N, store.ids_NL.shape[1])
 
     def logp_q_of(self, store: SequenceStore) -> torch.Tensor:
@@ -282,8 +280,6 @@ def _rl_batch(s: Setup, problems, step: int):
     batch.columns["logp_ref"] = teacher_forced_logp(s.ref, mbs, N, L, s.device)
     rewards_PG = samples.rewards_PG
     if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "reward":
-        from reweightlab.train.batching import completion_mask
-
         mask = completion_mask(batch.prompt_len_N, batch.total_len_N, L)
         rewards_PG = algos.rl.kl_shaped_rewards(
             rewards_PG, batch.columns["logp_old"], batch.columns["logp_ref"], mask, rl_cfg.kl_beta
