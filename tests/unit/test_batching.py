@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from reweightlab.train.batching import SequenceStore, completion_to_targets, microbatches
@@ -55,3 +56,17 @@ def test_from_rollout_joins_prompt_and_completion():
         got = mb.columns["logp_sampler"][mb.mask_BT.bool()]
         want = ro.logp_NT[mb.index_B][mask[mb.index_B]]
         assert torch.equal(got, want)
+
+
+def test_concat_pads_ids_and_target_columns_and_keeps_rows():
+    a = SequenceStore.from_lists([[1, 2]], [[3]], pad_id=0, reward=[1.0])
+    a.columns["logp"] = torch.tensor([[0.0, -0.5]], dtype=torch.float64)
+    b = SequenceStore.from_lists([[4], [5, 6, 7]], [[8, 9, 10], [11]], pad_id=0, reward=[2.0, 3.0])
+    b.columns["logp"] = torch.tensor([[-0.1, -0.2, -0.3], [0.0, 0.0, -0.4]], dtype=torch.float64)
+    c = SequenceStore.concat([a, b], pad_id=0)
+    assert c.ids_NL.tolist() == [[1, 2, 3, 0], [4, 8, 9, 10], [5, 6, 7, 11]]
+    assert c.prompt_len_N.tolist() == [2, 1, 3] and c.total_len_N.tolist() == [3, 4, 4]
+    assert c.columns["reward"].tolist() == [1.0, 2.0, 3.0]
+    assert c.columns["logp"].tolist() == [[0.0, -0.5, 0.0], [-0.1, -0.2, -0.3], [0.0, 0.0, -0.4]]
+    with pytest.raises(ValueError, match="columns"):
+        SequenceStore.concat([a, SequenceStore.from_lists([[1]], [[2]], pad_id=0)], pad_id=0)

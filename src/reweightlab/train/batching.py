@@ -78,6 +78,30 @@ class SequenceStore:
     def completion_tokens(self) -> int:
         return int((self.total_len_N - self.prompt_len_N).sum())
 
+    @classmethod
+    def concat(cls, stores: list[SequenceStore], pad_id: int) -> SequenceStore:
+        """Stores one after the other, right-padded to the longest; they must share column names."""
+        if not stores:
+            raise ValueError("no stores to concatenate")
+        names = set(stores[0].columns)
+        if any(set(s.columns) != names for s in stores):
+            raise ValueError(f"stores differ in columns: {[sorted(s.columns) for s in stores]}")
+        L = max(s.ids_NL.shape[1] for s in stores)
+
+        def pad(x: torch.Tensor, width: int, value) -> torch.Tensor:
+            return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
+
+        cols = {}
+        for k in names:
+            per_seq = stores[0].columns[k].dim() == 1
+            cols[k] = torch.cat([s.columns[k] if per_seq else pad(s.columns[k], L - 1, 0.0) for s in stores])
+        return cls(
+            torch.cat([pad(s.ids_NL, L, pad_id) for s in stores]),
+            torch.cat([s.prompt_len_N for s in stores]),
+            torch.cat([s.total_len_N for s in stores]),
+            cols,
+        )
+
 
 @dataclass
 class MicroBatch:
