@@ -79,6 +79,11 @@ class Task(Protocol):
 
     ``success_score`` is the score of a success (``verdict.success`` iff ``score == success_score``).
     ``max_completion_chars`` bounds how long a correct completion can be; rollouts may stop there.
+
+    Optional (not part of the structural check): ``prefix_feasible(problem, prefix) -> bool``, a
+    cheap partial verifier that returns False only when no completion starting with ``prefix`` can
+    be a success. The probe's verifier-guided search (``probe.search``) uses it to prune its beam;
+    a task without it is searched by plain beam search with verification.
     """
 
     name: str

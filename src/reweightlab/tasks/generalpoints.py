@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Sequence
 
 from reweightlab.tasks.arith import (
+    MAX_EXPR_CHARS,
+    WHITESPACE,
     IllegalExpression,
     canonical,
     evaluate,
@@ -37,6 +40,7 @@ __all__ = [
     "canonical",
     "card_values",
     "evaluate",
+    "expression_prefix_feasible",
     "hand_split",
     "random_expression",
     "render_prompt",
@@ -142,6 +146,84 @@ def verify_expression(completion: str, values: Sequence[int], target: int) -> Ve
     return Verdict(REWARD_CORRECT, True, "correct")
 
 
+_DIGIT_CHARS = frozenset("0123456789")
+_WHITESPACE_CHARS = frozenset(WHITESPACE)
+
+
+def expression_prefix_feasible(prefix: str, values: Sequence[int], target: int) -> bool:
+    """False only if no string starting with ``prefix`` can verify as a success (+5); cheap, exact.
+
+    Replays ``arith.parse``'s grammar on the prefix (so an illegal character, an operator or ')'
+    where an operand must come, a number right after an operand, or a ')' with no open '(' ends it),
+    and spends the cards as a multiset on each completed literal (a maximal digit run followed by a
+    non-digit; '08' counts as 8, as in ``verify_expression``). The trailing digit run may still grow,
+    so it only has to be the start of some remaining card's literal. Once every card is spent, what
+    can follow is only whitespace and the ')' that close open groups, so the value is fixed and must
+    equal the target. Used by the probe's verifier-guided search to prune its beam (SPEC 3.2).
+    """
+    if len(prefix.strip(WHITESPACE)) > MAX_EXPR_CHARS:
+        return False
+    remaining = Counter(values)
+    depth, expect_operand, i, n = 0, True, 0, len(prefix)
+    while i < n:
+        ch = prefix[i]
+        if ch in _DIGIT_CHARS:
+            if not expect_operand:
+                return False
+            j = i
+            while j < n and prefix[j] in _DIGIT_CHARS:
+                j += 1
+            if j == n:  # the literal may still grow
+                return _open_literal_feasible(prefix, prefix[i:], remaining, depth, target)
+            literal = prefix[i:j]
+            if len(literal) > MAX_LITERAL_DIGITS or remaining[int(literal)] == 0:
+                return False
+            remaining[int(literal)] -= 1
+            i, expect_operand = j, False
+            continue
+        if ch == "(" and expect_operand:
+            depth += 1
+        elif ch == ")" and not expect_operand and depth > 0:
+            depth -= 1
+        elif ch in "+-*/" and not expect_operand:
+            expect_operand = True
+        elif ch not in _WHITESPACE_CHARS:
+            return False
+        i += 1
+    if remaining.total() == 0:
+        # An operand is still due but no card is left; or the expression is complete up to ')'s.
+        return not expect_operand and _closed_value_is(prefix, depth, target)
+    return True
+
+
+def _open_literal_feasible(prefix: str, run: str, remaining: Counter, depth: int, target: int) -> bool:
+    """Whether the trailing digit ``run`` can grow into a remaining card's literal (leading zeros
+    allowed up to ``MAX_LITERAL_DIGITS`` digits), and, if it already is the last card, whether the
+    value that the expression is then bound to equals the target."""
+    if len(run) > MAX_LITERAL_DIGITS:
+        return False
+    stripped = run.lstrip("0")
+    possible = [
+        v for v, count in remaining.items()
+        if count > 0 and str(v).startswith(stripped) and len(run) - len(stripped) + len(str(v)) <= MAX_LITERAL_DIGITS
+    ]
+    if stripped == "" and 0 in remaining and remaining[0] > 0:
+        possible.append(0)  # a run of zeros is already the literal 0
+    if not possible:
+        return False
+    # If the run already reads as the only card left, more digits would change its value (except
+    # zeros after a zero run, which keep it 0), so the expression's value is fixed from here.
+    if remaining.total() == 1 and int(run) in remaining and remaining[int(run)] > 0:
+        return _closed_value_is(prefix, depth, target)
+    return True
+
+
+def _closed_value_is(prefix: str, depth: int, target: int) -> bool:
+    """The value of ``prefix`` once its ``depth`` open groups are closed equals ``target``."""
+    value = evaluate(prefix + ")" * depth)
+    return value is not None and value == target
+
+
 class GeneralPoints:
     """The GeneralPoints task; ``target`` is configurable (24 in the paper)."""
 
@@ -213,6 +295,11 @@ class GeneralPoints:
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Score a completion for ``problem`` (see ``verify_expression``). Never raises."""
         return verify_expression(completion, problem.values, problem.target)
+
+    def prefix_feasible(self, problem: Problem, prefix: str) -> bool:
+        """False only if no completion starting with ``prefix`` can be a success (see
+        ``expression_prefix_feasible``); the optional partial verifier of the Task protocol."""
+        return expression_prefix_feasible(prefix, problem.values, problem.target)
 
     def solutions(self, problem: Problem) -> list[str]:
         """Every correct completion, canonical and sorted (``solve``)."""
