@@ -135,3 +135,32 @@ def test_beta_must_be_positive(models, beta):
             None, None, tok, TASK, TASK.problems("id", "train", 1, 0), beta=beta, samples_per_prompt=2,
             max_new_tokens=1,
         )
+
+
+def test_probe_command_path_matches_exact_gap(models):
+    """The gap as `reweightlab probe` computes it (kept samples of T for F, all base samples for F*)."""
+    from reweightlab.probe.regimes import RegimeThresholds
+    from reweightlab.probe.study import ProbeSettings, free_energy, probe_model
+
+    tok, base, trained = models
+    problems = TASK.problems("id", "train", 3, seed=0)
+    G = 4096
+    settings = ProbeSettings(task="one-char", n=G, keep_per_prompt=G, search=None, max_new_tokens=1, beta=BETA,
+                             ks=(1,), thresholds=RegimeThresholds(budget_K=256), seed=5)
+    probes = [probe_model(m, tok, TASK, problems, settings, label=name, progress=False)
+              for name, m in (("base", base), ("trained", trained))]
+    gap_P = free_energy(trained, base, probes[0], probes[1], settings)["gap_P"]
+
+    logp_T, logp_B, energy = _exact(trained, base, tok, problems)
+    exact_gap = free_energy_gap(logp_T, logp_B, energy, BETA)
+    # Exact standard errors: Var_T of the per-sample F term, delta method for F* = -beta log E_B[w].
+    a_PV = energy + BETA * (logp_T - logp_B)
+    T_PV, B_PV = logp_T.exp(), logp_B.exp()
+    var_F = (T_PV * a_PV**2).sum(1) - (T_PV * a_PV).sum(1) ** 2
+    w_PV = torch.exp(-energy / BETA)
+    mean_w = (B_PV * w_PV).sum(1)
+    var_w = (B_PV * w_PV**2).sum(1) - mean_w**2
+    tol_P = 4 * (var_F.sqrt() + BETA * var_w.sqrt() / mean_w) / math.sqrt(G)
+    print(f"exact {exact_gap.tolist()}\nprobe {gap_P.tolist()}\ntol   {tol_P.tolist()}")
+    assert (tol_P < 0.5 * exact_gap).all()
+    assert ((gap_P - exact_gap).abs() < tol_P).all()

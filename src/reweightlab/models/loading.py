@@ -39,6 +39,27 @@ def load_tokenizer(path: str | Path):
     return tok
 
 
+def check_causal_lm(path: str | Path) -> None:
+    """ModelLoadError unless the folder's config.json names a model type that has a causal-LM head.
+
+    Reads only config.json, so a probe or a training run can reject a wrong folder before it loads
+    any weights (or any other folder's weights).
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    folder = _check_folder(path)
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except Exception as exc:
+        raise ModelLoadError(f"cannot read {folder / 'config.json'}: {exc}") from exc
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ModelLoadError(
+            f"{folder} holds a {type(config).__name__} (model_type {config.model_type!r}), which is not a "
+            "causal LM: AutoModelForCausalLM has no class for it"
+        )
+
+
 def load_model(path: str | Path, *, dtype: str = "float32", device: str | torch.device = "cpu"):
     """Load a causal LM with `AutoModelForCausalLM.from_pretrained` (safetensors)."""
     from transformers import AutoConfig, AutoModelForCausalLM

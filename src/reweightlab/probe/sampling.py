@@ -1,0 +1,94 @@
+"""Many samples per prompt, in chunks: success counts and rewards for every sample, sequences for a few.
+
+``n`` samples per prompt for hundreds of prompts is far more than one batch: at n = 4096 and 200
+prompts, 800k sequences. Sampling runs in chunks of at most ``chunk_sequences`` sequences; from each
+chunk only per-sample rewards and successes are kept (P x n floats), and the token sequences (with
+the sampler's log-probs) of the first ``keep_per_prompt`` samples of each prompt, which is all that
+the distance and free-energy estimates need. Memory is then bounded by the chunk, not by n.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from reweightlab.rollout import HFRolloutEngine
+from reweightlab.train.batching import SequenceStore
+from reweightlab.train.data import sample_and_score
+
+_SEED_STRIDE = 1_000_003  # chunk seeds: seed + stride * chunk, distinct for any realistic chunk count
+
+
+@dataclass
+class SampledCounts:
+    """Per prompt: samples n_P, successes c_P; per sample rewards_PN; the kept sequences (P*keep)."""
+
+    n_P: torch.Tensor
+    c_P: torch.Tensor
+    rewards_PN: torch.Tensor
+    kept: SequenceStore
+    keep_per_prompt: int
+    completion_tokens: int
+    seconds: float
+
+    @property
+    def p_P(self) -> torch.Tensor:
+        """The sampling estimate of each prompt's success probability, c/n (float64)."""
+        return self.c_P.double() / self.n_P.double()
+
+
+def chunk_plan(num_prompts: int, n: int, chunk_sequences: int) -> tuple[int, int]:
+    """(prompts per chunk, samples per chunk): P_c * G_c <= chunk_sequences, G_c <= n, both >= 1."""
+    if chunk_sequences < 1:
+        raise ValueError(f"chunk_sequences must be >= 1, got {chunk_sequences}")
+    samples = min(n, chunk_sequences)
+    prompts = max(1, min(num_prompts, chunk_sequences // samples))
+    return prompts, samples
+
+
+def sample_counts(
+    model, tokenizer, task, problems, *, n: int, keep_per_prompt: int, max_new_tokens: int, seed: int,
+    chunk_sequences: int = 8192, max_batch_sequences: int = 512, progress: bool = False, desc: str = "sampling",
+) -> SampledCounts:
+    """Sample ``n`` completions per problem at temperature 1 and verify each (module docstring)."""
+    P = len(problems)
+    if P == 0:
+        raise ValueError("no problems to sample")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    prompts_per_chunk, samples_per_chunk = chunk_plan(P, n, chunk_sequences)
+    if not 1 <= keep_per_prompt <= samples_per_chunk:
+        raise ValueError(f"keep_per_prompt must lie in [1, {samples_per_chunk}], got {keep_per_prompt}")
+    engine = HFRolloutEngine(
+        model, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        max_batch_sequences=max_batch_sequences,
+    )
+    rewards_PN = torch.empty(P, n, dtype=torch.float32)
+    success_PN = torch.empty(P, n, dtype=torch.bool)
+    kept, tokens, chunk = [], 0, 0
+    t0 = time.perf_counter()
+    with tqdm(total=P * n, desc=desc, unit="seq", disable=not progress, leave=False) as bar:
+        for p0 in range(0, P, prompts_per_chunk):
+            part = problems[p0 : p0 + prompts_per_chunk]
+            for g0 in range(0, n, samples_per_chunk):
+                G = min(samples_per_chunk, n - g0)
+                scored = sample_and_score(
+                    engine, task, part, tokenizer, samples_per_prompt=G, max_new_tokens=max_new_tokens,
+                    seed=seed + _SEED_STRIDE * chunk,
+                )
+                chunk += 1
+                rewards_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.rewards_PG
+                success_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.success_PG.bool()
+                tokens += int(scored.rollout.completion_mask_NT.sum())
+                if g0 == 0:  # the first samples of each prompt: sequence n = p * G + g
+                    index = (torch.arange(len(part))[:, None] * G + torch.arange(keep_per_prompt)[None, :]).flatten()
+                    kept.append(scored.store.select(index))
+                bar.update(len(part) * G)
+    return SampledCounts(
+        n_P=torch.full((P,), n, dtype=torch.long), c_P=success_PN.sum(1).long(), rewards_PN=rewards_PN,
+        kept=SequenceStore.concat(kept, tokenizer.pad_token_id), keep_per_prompt=keep_per_prompt,
+        completion_tokens=tokens, seconds=time.perf_counter() - t0,
+    )

@@ -1,0 +1,151 @@
+"""`reweightlab probe` as a user runs it: tiny model folders, the toy 'digits' task, files checked."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from reweightlab.cli import main
+from reweightlab.math import mean_pass_at_k
+from reweightlab.models import build_char_tokenizer, load_model, load_tokenizer
+from reweightlab.probe.regimes import REGIMES, RegimeThresholds, classify
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny base with perturbed weights, saved like a trained model's final/ folder."""
+    model = load_model(tiny_model_dir)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen) * p.std())
+    path = tmp_path_factory.mktemp("run-digits") / "final"
+    model.save_pretrained(path)
+    load_tokenizer(tiny_model_dir).save_pretrained(path)
+    return path
+
+
+ARGS = ["--task", "digits", "--split", "id", "--num-prompts", "6", "--n", "32", "--k", "1,2,4,32",
+        "--budget-k", "32", "--max-new-tokens", "6", "--keep", "4", "--search-beams", "2", "--search-expand", "2",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def probe_out(tiny_model_dir, trained_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe") / "p"
+    rc = main(["probe", "--base", str(tiny_model_dir), "--trained", str(trained_dir), "--out", str(out), *ARGS])
+    assert rc == 0
+    summary = json.loads((out / "probe.json").read_text())
+    rows = [json.loads(line) for line in (out / "probe_prompts.jsonl").read_text().splitlines()]
+    return summary, rows
+
+
+def test_probe_files_hold_every_model_and_prompt(probe_out):
+    summary, rows = probe_out
+    label = "run-digits0"  # <run>/final is named after its run folder
+    assert set(summary["per_model"]) == {"base", label} and set(summary["vs_base"]) == {label}
+    assert summary["estimator"] == "sampling" and summary["num_prompts"] == 6 == len(rows)
+    assert summary["settings"]["ks"] == [1, 2, 4, 32]
+    for name, m in summary["per_model"].items():
+        n = [r["models"][name]["n"] for r in rows]
+        c = [r["models"][name]["c"] for r in rows]
+        assert n == [32] * 6 and all(0 <= x <= 32 for x in c)
+        # the summary's pass@k is recomputed exactly from the per-prompt (n, c) in the jsonl
+        curve = mean_pass_at_k(torch.tensor(n), torch.tensor(c), [1, 2, 4, 32])
+        for k, v in curve.items():
+            assert m["pass_at_k"][str(k)] == pytest.approx(v, abs=1e-12)
+            lo, hi = m["pass_at_k_ci95"][str(k)]
+            assert lo <= v + 1e-12 and v <= hi + 1e-12
+        assert sum(m["regimes"].values()) == 6 and set(m["regimes"]) == set(REGIMES)
+        # the likelihood estimator is there too (digits enumerates its solutions)
+        assert all(0.0 <= r["models"][name]["p_known"] <= 1.0 for r in rows)
+
+
+def test_regimes_in_rows_follow_the_thresholds(probe_out):
+    summary, rows = probe_out
+    th = RegimeThresholds(budget_K=32)
+    for name in summary["per_model"]:
+        r = [row["models"][name] for row in rows]
+        p = torch.tensor([x["c"] / x["n"] for x in r], dtype=torch.float64)
+        found = torch.tensor([x["search_found"] or x["c"] > 0 for x in r])
+        logp = torch.tensor([x["max_known_logp"] if x["max_known_logp"] is not None else -math.inf for x in r])
+        assert [x["regime"] for x in r] == classify(p, thresholds=th, search_success_P=found, max_known_logp_P=logp)
+
+
+def test_comparison_adds_up(probe_out):
+    summary, rows = probe_out
+    label = "run-digits0"
+    v = summary["vs_base"][label]
+    assert sum(sum(row.values()) for row in v["transitions"].values()) == 6
+    g = v["pass1_gain"]
+    assert g["elicitation"] + g["creation"] == pytest.approx(g["total"], abs=1e-12)
+    p_gain = sum(r["models"][label]["c"] - r["models"]["base"]["c"] for r in rows) / 32 / 6
+    assert g["total"] == pytest.approx(p_gain, abs=1e-12)
+    assert sum(v["coverage"].values()) == 6
+    d = v["distance"]
+    assert d["kl_exact_per_token"] > 0 and d["tokens"] > 0  # perturbed weights: the models differ
+    gaps = [r["models"][label]["free_energy_gap"] for r in rows]
+    assert v["free_energy"]["mean_gap"] == pytest.approx(sum(gaps) / 6, abs=1e-9)
+    assert summary["per_model"]["base"]["free_energy"]["mean_gap"] >= -1e-9  # F[B] - F* >= 0 up to sampling
+
+
+def test_existing_probe_is_not_overwritten(tiny_model_dir, probe_out, tmp_path, capsys):
+    out = tmp_path / "again"
+    assert main(["probe", "--base", str(tiny_model_dir), "--out", str(out), *ARGS]) == 0
+    before = (out / "probe.json").read_text()
+    assert main(["probe", "--base", str(tiny_model_dir), "--out", str(out), *ARGS]) == 2
+    assert "already holds a probe" in capsys.readouterr().err
+    assert (out / "probe.json").read_text() == before
+
+
+def _other_tokenizer_dir(tmp_path):
+    """A model folder whose tokenizer maps characters to different ids."""
+    from reweightlab.models import EmbeddedSpec, build_embedded_model
+
+    tok = build_char_tokenizer()
+    tok.add_tokens(["<extra>"])
+    model = build_embedded_model(tok, EmbeddedSpec(hidden_size=32, num_layers=1, num_heads=4,
+                                                   intermediate_size=64, max_positions=96), seed=0)
+    path = tmp_path / "other"
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("tokenizer", "different tokenizers"),
+        ("task", "no-such-task"),
+        ("n", "smaller than the largest k"),
+        ("no-config", "config.json"),
+        ("not-causal", "not a causal LM"),
+        ("variant", "no variant"),
+    ],
+)
+def test_bad_input_one_clear_error_and_nothing_written(case, expect, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["probe", "--base", str(tiny_model_dir), "--out", str(out), *ARGS]
+    if case == "tokenizer":
+        args += ["--trained", str(_other_tokenizer_dir(tmp_path))]
+    elif case == "task":
+        args += ["--task", "no-such-task"]
+    elif case == "n":
+        args += ["--n", "8"]  # k goes to 32
+    elif case == "no-config":
+        (tmp_path / "empty").mkdir()
+        args += ["--trained", str(tmp_path / "empty")]
+    elif case == "not-causal":
+        from transformers import ViTConfig
+
+        ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(
+            tmp_path / "vit"
+        )
+        args += ["--trained", str(tmp_path / "vit")]
+    elif case == "variant":
+        args += ["--split", "ood"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and expect in err[0], err
+    assert not (out / "probe.json").exists() and not (out / "probe_prompts.jsonl").exists()
