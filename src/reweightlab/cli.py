@@ -52,6 +52,50 @@ def _cmd_demo(args) -> None:
     run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
 
 
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(k) for k in text.split(",") if k.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,4,8; got {text!r}") from None
+    if not ks:
+        raise argparse.ArgumentTypeError("--k is empty")
+    return ks
+
+
+def _cmd_probe(args) -> None:
+    from datetime import datetime
+    from pathlib import Path
+
+    from reweightlab.probe.command import parse_trained, run_probe
+    from reweightlab.probe.regimes import RegimeThresholds
+    from reweightlab.probe.search import SearchBudget
+    from reweightlab.probe.study import ProbeError, ProbeSettings
+
+    try:
+        thresholds = RegimeThresholds(theta_basin=args.theta_basin, budget_K=args.budget_k, delta=args.delta,
+                                      floor=args.floor)
+        search = None if args.no_search else SearchBudget(beam_width=args.search_beams, expand_top=args.search_expand,
+                                                          max_new_tokens=args.max_new_tokens)
+    except ValueError as exc:
+        raise ProbeError(str(exc)) from None
+    settings = ProbeSettings(
+        task=args.task, variant=args.split, prompt_split=args.prompts, num_prompts=args.num_prompts, n=args.n,
+        ks=args.k or (), thresholds=thresholds, search=search, beta=args.beta, max_new_tokens=args.max_new_tokens,
+        seed=args.seed, keep_per_prompt=min(args.keep, args.n), chunk_sequences=args.chunk, device=args.device,
+    )
+    out = Path(args.out) if args.out else Path("runs") / f"probe-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_probe(args.base, parse_trained(args.trained), settings, out, progress=not args.no_progress)
+
+
+def _cmd_report(args) -> None:
+    from pathlib import Path
+
+    from reweightlab.report import write_report
+
+    path = write_report([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None)
+    print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reweightlab", description="SFT and RL as reweighting of a reference model.")
     p.add_argument("--version", action="version", version=f"reweightlab {__version__}")
@@ -77,6 +121,40 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--no-progress", action="store_true")
     de.set_defaults(func=_cmd_demo)
+
+    pr = sub.add_parser("probe", help="what did post-training do? pass@k, regimes, elicitation vs creation, "
+                                      "KL to the base, free-energy gap; writes probe.json + probe_prompts.jsonl")
+    pr.add_argument("--base", required=True, help="the base model folder (any Hugging Face causal LM)")
+    pr.add_argument("--trained", action="append", default=[], metavar="[LABEL=]PATH",
+                    help="a trained model folder; repeat for several")
+    pr.add_argument("--task", default="generalpoints", help="a registered task name")
+    pr.add_argument("--split", default="id", help="the task variant (GeneralPoints: id or ood rule)")
+    pr.add_argument("--prompts", default="test", choices=("test", "train"), help="held-out (test) or training prompts")
+    pr.add_argument("--num-prompts", type=int, default=128)
+    pr.add_argument("--n", type=int, default=256, help="samples per prompt (temperature 1)")
+    pr.add_argument("--k", type=_ks, default=None, help="pass@k at these k, e.g. 1,2,4,8 (default: powers of 2 to n)")
+    pr.add_argument("--budget-k", type=int, default=256, help="regime budget K (p_budget = ln(1/delta)/K)")
+    pr.add_argument("--theta-basin", type=float, default=0.1, help="p(x) from which a prompt is basin")
+    pr.add_argument("--delta", type=float, default=0.05, help="miss probability allowed at p_budget")
+    pr.add_argument("--floor", type=float, default=1e-12, help="likelihood below which a solution is unreachable")
+    pr.add_argument("--beta", type=float, default=1.0, help="free-energy temperature (energy = -reward)")
+    pr.add_argument("--no-search", action="store_true", help="skip the verifier-guided search")
+    pr.add_argument("--search-beams", type=int, default=32, help="search: prefixes kept per prompt")
+    pr.add_argument("--search-expand", type=int, default=8, help="search: next tokens tried per prefix")
+    pr.add_argument("--max-new-tokens", type=int, default=24)
+    pr.add_argument("--keep", type=int, default=16, help="samples per prompt kept for the KL and free-energy estimates")
+    pr.add_argument("--chunk", type=int, default=8192, help="sample at most this many sequences at once")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--device", default="cpu")
+    pr.add_argument("--out", help="output folder (default runs/probe-<time>)")
+    pr.add_argument("--no-progress", action="store_true")
+    pr.set_defaults(func=_cmd_probe)
+
+    rp = sub.add_parser("report", help="one self-contained HTML page (table, pass@k, training curves, regime "
+                                       "transitions) from a demo or probe folder; two folders side by side")
+    rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a demo run folder or a probe --out folder")
+    rp.add_argument("--out", help="the HTML file (default RUN_DIR/report.html; report-compare.html for several)")
+    rp.set_defaults(func=_cmd_report)
     return p
 
 
@@ -90,10 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()  # per-file load/save bars drown ours; we show progress per stage
     user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError)
     try:
+        from reweightlab.probe.study import ProbeError
+        from reweightlab.report import ReportError
         from reweightlab.tasks.registry import UnknownTaskError
         from reweightlab.train.loop import RunFolderError
 
-        user_errors += (UnknownTaskError, RunFolderError)
+        user_errors += (UnknownTaskError, RunFolderError, ProbeError, ReportError)
     except ImportError:  # pragma: no cover - only while the package is half-installed
         pass
     try:

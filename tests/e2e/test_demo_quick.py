@@ -2,14 +2,11 @@
 
 import json
 
-from reweightlab.cli import main
 from reweightlab.demo import DEMO_METHODS
 
 
-def test_quick_demo_writes_summary_with_every_method(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("REWEIGHTLAB_CACHE", str(tmp_path / "cache"))
-    assert main(["demo", "--quick", "--out", str(tmp_path / "runs"), "--no-progress"]) == 0
-    (run,) = list((tmp_path / "runs").iterdir())
+def test_quick_demo_writes_summary_with_every_method(quick_demo_run):
+    run, table = quick_demo_run  # main(["demo", "--quick", ...]) with an empty cache, run once per session
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["eval"]) == {"base", *DEMO_METHODS}
     for name, r in summary["eval"].items():
@@ -26,8 +23,10 @@ def test_quick_demo_writes_summary_with_every_method(tmp_path, monkeypatch, caps
     for method in DEMO_METHODS:
         assert (run / method / "final" / "model.safetensors").is_file()
         assert (run / method / "metrics.jsonl").read_text().strip()
-    table = capsys.readouterr().out
     assert all(m in table for m in DEMO_METHODS) and "OOD pass@1" in table and "ID k*" in table
+    assert "elicit" in table and "KL/tok" in table and "F gap" in table
     # a second run reuses the cached base model instead of pretraining again
-    cached = list((tmp_path / "cache").iterdir())
+    cached = list((run.parent.parent / "cache").iterdir())
     assert len(cached) == 1 and (cached[0] / "reweightlab.json").is_file()
+    # the demo ends with its report, and says where it is
+    assert (run / "report.html").is_file() and f"report: {run / 'report.html'}" in table

@@ -1,0 +1,79 @@
+"""The report as a person sees it: the quick demo's report.html opened in headless Chromium.
+
+Needs Debian's chromium + chromium-driver (`make test` installs them when it can) and selenium (the
+dev extra); skipped, saying which is missing, only where they cannot be had."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reweightlab.demo import DEMO_METHODS
+from reweightlab.report.html import SECTIONS
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+INSTALL = "install it with `apt-get install chromium chromium-driver` (make test does so when it can)"
+
+
+def _browser(profile: Path):
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed: pip install -e '.[dev]'")
+    for binary in (CHROMIUM, CHROMEDRIVER):
+        if not binary.exists() and shutil.which(binary.name) is None:
+            pytest.skip(f"{binary} is missing: {INSTALL}")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--window-size=1280,900", f"--user-data-dir={profile}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages, read below
+    driver_path = CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver")
+    return webdriver.Chrome(service=Service(str(driver_path)), options=options)
+
+
+@pytest.mark.slow
+def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
+    run, _ = quick_demo_run
+    report = run / "report.html"
+    assert report.is_file()
+    driver = _browser(tmp_path / "chromium-profile")
+    try:
+        driver.get(report.resolve().as_uri())
+        # a screenshot of the whole page, for a person to look at when this fails (kept in tmp_path)
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1280, height + 100)
+        assert driver.save_screenshot(str(tmp_path / "report.png"))
+        assert (tmp_path / "report.png").stat().st_size > 10_000
+
+        assert driver.title.startswith("reweightlab report") and run.name in driver.title
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
+        # pass@k, gain vs KL, training curves, regime transitions: one figure each for a demo folder
+        assert len(images) == 4, images
+        for alt, complete, width, height in images:
+            assert complete and width > 0 and height > 0, f"figure did not load: {alt}"
+        boxes = driver.execute_script(
+            "return Array.from(document.querySelectorAll('svg')).map(s => s.getBoundingClientRect().width);")
+        assert all(w > 0 for w in boxes)  # figures are <img>; any inline svg must have a size too
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not severe, severe
+
+        # the table: one row per model, the base first and then every demo method
+        rows = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.methods tbody tr')).map(r => r.dataset.model);")
+        assert rows == ["base", *DEMO_METHODS]
+        text = driver.find_element("tag name", "body").text
+        for section in SECTIONS:
+            assert section.title in text
+        captions = driver.execute_script(
+            "return Array.from(document.querySelectorAll('figure figcaption')).map(c => c.children.length);")
+        assert captions == [2, 2, 2, 2]  # two lines under each figure
+        assert "Each line is one model's pass@k" in text and "Each point is one method" in text
+    finally:
+        driver.quit()
