@@ -1,0 +1,92 @@
+"""The training loop's hooks for `data.path`: the file as a task, and its rows as training sequences.
+
+Offline methods train on the file's rows (``resolved_source() == 'file'``): SFT and DFT on their
+completions; filtered SFT, SFT(Q), iw-SFT and RWR on the row's score field (``reward``, ``score``
+or ``quality``), or, when the rows carry none, on ``data.reward`` applied to each (prompt,
+completion). RL samples the file's prompts and scores samples with ``data.reward`` through
+``DatasetTask.verify_batch``, so the RL section of the loop is unchanged.
+
+Over-long sequences (``data.max_length`` > 0, counting the prompt with its BOS and the completion
+with its EOS): 'truncate' keeps the first max_length tokens (TRL's default side: the completion's
+end goes; a row whose prompt alone fills max_length keeps no completion token and is dropped),
+'drop' skips the row. Both are counted and logged.
+"""
+
+from __future__ import annotations
+
+from reweightlab.tasks.rewards import RewardError
+from reweightlab.tasks.user_task import DatasetTask
+from reweightlab.train.batching import SequenceStore
+from reweightlab.train.data import encode_completions, encode_prompts
+
+NEEDS_SCORE = ("filtered_sft", "sft_q", "iw_sft", "rwr")
+
+
+def open_data_task(cfg, log=print) -> DatasetTask:
+    """Read and check every row of data.path and load data.reward: before any model is loaded."""
+    d = cfg.data
+    task = DatasetTask(
+        d.path, reward=d.reward or None, success_threshold=d.success_threshold, reward_timeout=d.reward_timeout,
+        reward_on_error=d.reward_on_error, need_completion=cfg.resolved_source() == "file", log=log,
+    )
+    if cfg.resolved_source() == "file" and cfg.method in NEEDS_SCORE:
+        if task.score_field is None and task.runner is None:
+            raise RewardError(f"method '{cfg.method}' trains on scores: the rows of {d.path} carry no "
+                              "reward/score/quality field, so set data.reward to score them")
+        if task.score_field is not None and d.reward:
+            raise RewardError(f"config key 'data.reward' does nothing: the rows of {d.path} carry "
+                              f"'{task.score_field}', which {cfg.method} trains on")
+    return task
+
+
+def bind_tokenizer(task: DatasetTask, tokenizer, cfg) -> None:
+    d = cfg.data
+    room = d.max_length - d.max_new_tokens if d.max_length and cfg.resolved_source() != "file" else 0
+    task.use_tokenizer(tokenizer, max_prompt_tokens=room, overlong=d.overlong)
+
+
+def _limit(p_ids, c_ids, max_length: int, mode: str):
+    """(prompt ids, completion ids, what happened): 'ok', 'truncated' or 'dropped'."""
+    if not max_length or len(p_ids) + len(c_ids) <= max_length:
+        return p_ids, c_ids, "ok"
+    if mode == "drop" or len(p_ids) >= max_length:
+        return None, None, "dropped"
+    return p_ids, c_ids[: max_length - len(p_ids)], "truncated"
+
+
+def file_store(task: DatasetTask, tokenizer, cfg, log=print) -> tuple[SequenceStore, dict]:
+    """The train rows of data.path as sequences with a 'reward' column; and the over-length counts."""
+    examples = task.examples(cfg.data.variant, "train")
+    prompts = [e.prompt for e in examples]
+    completions = [e.completion for e in examples]
+    if cfg.method in NEEDS_SCORE and task.score_field is None:
+        rewards = task.score(prompts, completions, [e.row for e in examples])
+    elif task.score_field is not None:
+        rewards = [e.score for e in examples]
+    else:  # demonstrations: every one counts as a success
+        rewards = [task.success_score] * len(examples)
+    counts = {"rows": len(examples), "truncated": 0, "dropped": 0}
+    keep_p, keep_c, keep_r = [], [], []
+    for p, c, r in zip(encode_prompts(tokenizer, prompts), encode_completions(tokenizer, completions), rewards,
+                       strict=True):
+        p, c, what = _limit(p, c, cfg.data.max_length, cfg.data.overlong)
+        if what != "ok":
+            counts[what] += 1
+        if p is not None:
+            keep_p.append(p)
+            keep_c.append(c)
+            keep_r.append(r)
+    held_out = len(task.select(cfg.data.variant, "test"))
+    log(f"[data] {task.path}: {counts['rows']} train rows ({held_out} test rows held out); over "
+        f"data.max_length={cfg.data.max_length or 'none'}: {counts['truncated']} truncated, {counts['dropped']} dropped"
+        + (f"; reward errors {task.reward_counts()}" if task.runner is not None and cfg.method in NEEDS_SCORE else ""))
+    if not keep_p:
+        raise RewardError(f"every train row of {task.path} is over data.max_length={cfg.data.max_length}")
+    store = SequenceStore.from_lists(keep_p, keep_c, tokenizer.pad_token_id, reward=keep_r)
+    return store, counts
+
+
+def reward_metrics(task) -> dict:
+    """Per-step counts of samples whose reward call failed (RL metrics); {} for built-in tasks."""
+    counts = getattr(task, "reward_counts", None)
+    return counts() if counts is not None else {}

@@ -1,0 +1,122 @@
+"""Reward specs, built-ins, the first-batch contract, and isolation of functions that raise or hang."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from reweightlab.tasks.rewards import RewardError, RewardRunner, check_reward_output, load_reward
+
+REWARDS = '''
+import time
+def length(prompts, completions, **columns):
+    return [float(len(c)) for c in completions]
+def picky(prompts, completions, **columns):
+    if any("x" in c for c in completions):
+        raise ValueError("no x please")
+    return [1.0] * len(completions)
+def sleepy(prompts, completions, **columns):
+    time.sleep(60)
+    return [1.0] * len(completions)
+def short(prompts, completions, **columns):
+    return [1.0]
+def nan(prompts, completions, **columns):
+    return [float("nan")] * len(completions)
+def words(prompts, completions, **columns):
+    return ["good"] * len(completions)
+def one_arg(completions):
+    return []
+def named(prompts, completions, answer):
+    return [float(c == a) for c, a in zip(completions, answer)]
+'''
+
+
+@pytest.fixture()
+def module(tmp_path):
+    path = tmp_path / "my_rewards.py"
+    path.write_text(REWARDS)
+    return path
+
+
+def test_bad_specs_name_the_problem(module):
+    with pytest.raises(RewardError, match="no module named 'nomodule_xyz'"):
+        load_reward("nomodule_xyz:fn")
+    with pytest.raises(RewardError, match="has no attribute 'missing'"):
+        load_reward(f"{module}:missing")
+    with pytest.raises(RewardError, match="does not exist"):
+        load_reward(f"{module.parent / 'absent.py'}:fn")
+    with pytest.raises(RewardError, match="expected 'module:function'"):
+        load_reward("just_a_name")
+    with pytest.raises(RewardError, match="must accept"):
+        load_reward(f"{module}:one_arg")
+    with pytest.raises(RewardError, match="tolerance must be a number"):
+        load_reward("numeric_match:abc")
+
+
+def test_builtins():
+    cols = {"answer": ["42", "3.5", "7"]}
+    assert load_reward("exact_match")(["p"] * 3, [" 42\n", "3.50", "8"], **cols) == [1.0, 0.0, 0.0]
+    assert load_reward("numeric_match")(["p"] * 3, ["it is 42", "3.501", "x"], **cols) == [1.0, 0.0, 0.0]
+    assert load_reward("numeric_match:1e-3")(["p"] * 3, ["42", "3.501", "7.1"], **cols) == [1.0, 1.0, 0.0]
+    assert load_reward("regex:[0-9]+")(["p"] * 2, ["123", "12a"]) == [1.0, 0.0]
+    assert load_reward("regex")(["p"] * 2, ["ab", "ab"], pattern=["a.", "b."]) == [1.0, 0.0]
+    with pytest.raises(RewardError, match="'answer'"):
+        load_reward("exact_match")(["p"], ["1"], other=["1"])
+
+
+def test_math_verify_builtin():
+    pytest.importorskip("math_verify")
+    fn = load_reward("math_verify")
+    assert fn(["p"] * 2, ["$\\frac{1}{2}$", "$\\frac{1}{3}$"], answer=["0.5", "0.5"]) == [1.0, 0.0]
+
+
+def test_columns_by_name_without_kwargs(module):
+    runner = RewardRunner(f"{module}:named", timeout=20)
+    assert runner(["p", "q"], ["1", "2"], {"answer": ["1", "3"], "other": [0, 0]}) == [1.0, 0.0]
+    runner.close()
+
+
+def test_first_batch_contract():
+    with pytest.raises(RewardError, match="returned 1 values for 2 completions"):
+        check_reward_output([1.0], 2, "f")
+    with pytest.raises(RewardError, match="finite"):
+        check_reward_output([1.0, math.inf], 2, "f")
+    with pytest.raises(RewardError, match="expected a number"):
+        check_reward_output([1.0, "x"], 2, "f")
+    assert check_reward_output([1, 2.5], 2, "f") == [1.0, 2.5]
+
+
+@pytest.mark.parametrize("name, match", [("short", "returned 1 values for 2"), ("nan", "finite"),
+                                         ("words", "expected a number")])
+def test_runner_checks_the_first_batch(module, name, match):
+    runner = RewardRunner(f"{module}:{name}", timeout=20)
+    with pytest.raises(RewardError, match=match):
+        runner(["p", "q"], ["a", "b"])
+    runner.close()
+
+
+def test_a_raise_scores_only_the_failing_samples(module):
+    runner = RewardRunner(f"{module}:picky", timeout=20, on_error=-1.0)
+    assert runner(["p"] * 3, ["ax", "b", "c"]) == [-1.0, 1.0, 1.0]
+    assert runner.take_counts() == {"reward_errors": 1, "reward_timeouts": 0}
+    assert runner(["p"], ["b"]) == [1.0]
+    assert runner.take_counts() == {"reward_errors": 0, "reward_timeouts": 0}
+    runner.close()
+
+
+def test_a_hang_is_killed_and_counted(module):
+    runner = RewardRunner(f"{module}:sleepy", timeout=1.0, on_error=0.0)
+    t0 = time.perf_counter()
+    assert runner(["p", "q"], ["a", "b"]) == [0.0, 0.0]
+    assert time.perf_counter() - t0 < 20  # the call did not wait for the 60 s sleep
+    assert runner.take_counts() == {"reward_errors": 0, "reward_timeouts": 2}
+    assert runner._proc is None  # the hung worker was killed
+    runner.close()
+
+
+def test_an_unpicklable_callable_runs_in_a_thread():
+    runner = RewardRunner(lambda prompts, completions, **c: [2.0] * len(completions), timeout=5)
+    assert runner._source is None
+    assert runner(["p"], ["a"]) == [2.0]
