@@ -79,7 +79,9 @@ def _cmd_probe(args) -> None:
     except ValueError as exc:
         raise ProbeError(str(exc)) from None
     settings = ProbeSettings(
-        task=args.task, variant=args.split, prompt_split=args.prompts, num_prompts=args.num_prompts, n=args.n,
+        task=args.task, reward=args.reward, reward_timeout=args.reward_timeout,
+        success_threshold=args.success_threshold, variant=args.split, prompt_split=args.prompts,
+        num_prompts=args.num_prompts, n=args.n,
         ks=args.k or (), thresholds=thresholds, search=search, beta=args.beta, max_new_tokens=args.max_new_tokens,
         seed=args.seed, keep_per_prompt=min(args.keep, args.n), chunk_sequences=args.chunk, device=args.device,
     )
@@ -127,7 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--base", required=True, help="the base model folder (any Hugging Face causal LM)")
     pr.add_argument("--trained", action="append", default=[], metavar="[LABEL=]PATH",
                     help="a trained model folder; repeat for several")
-    pr.add_argument("--task", default="generalpoints", help="a registered task name")
+    pr.add_argument("--task", default="generalpoints", help="a registered task name, or a .jsonl/.parquet data file")
+    pr.add_argument("--reward", default=None, metavar="SPEC",
+                    help="with a data file task: module:function, file.py:function or a built-in "
+                         "(exact_match, numeric_match[:TOL], regex[:PATTERN], math_verify)")
+    pr.add_argument("--reward-timeout", type=float, default=30.0, help="seconds a reward call may take")
+    pr.add_argument("--success-threshold", type=float, default=1.0,
+                    help="with a data file task: a sample succeeds when its reward >= this")
     pr.add_argument("--split", default="id", help="the task variant (GeneralPoints: id or ood rule)")
     pr.add_argument("--prompts", default="test", choices=("test", "train"), help="held-out (test) or training prompts")
     pr.add_argument("--num-prompts", type=int, default=128)
@@ -155,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a demo run folder or a probe --out folder")
     rp.add_argument("--out", help="the HTML file (default RUN_DIR/report.html; report-compare.html for several)")
     rp.set_defaults(func=_cmd_report)
+
+    from reweightlab.control.command import add_control_parser
+
+    add_control_parser(sub)  # `reweightlab control collect|run`
     return p
 
 
@@ -174,8 +186,16 @@ def main(argv: list[str] | None = None) -> int:
         from reweightlab.train.loop import RunFolderError
 
         user_errors += (UnknownTaskError, RunFolderError, ProbeError, ReportError)
+        from reweightlab.tasks.dataset import DataError
+        from reweightlab.tasks.formatting import FormatError
+        from reweightlab.tasks.rewards import RewardError
+
+        user_errors += (DataError, FormatError, RewardError)
     except ImportError:  # pragma: no cover - only while the package is half-installed
         pass
+    from reweightlab.control.dataset import ControlError
+
+    user_errors += (ControlError,)
     try:
         args.func(args)
     except user_errors as exc:

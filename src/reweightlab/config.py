@@ -37,8 +37,29 @@ def _f(default, help: str, choices: tuple | None = None, **kw):
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = _f("embedded", "a save_pretrained folder of any causal LM, or 'embedded' for the default")
-    dtype: str = _f("float32", "parameter dtype", choices=("float32", "bfloat16"))
+    dtype: str = _f(
+        "float32", "parameter dtype; 'auto' = bfloat16 on a CUDA device that supports it, else float32 "
+        "(log-probs are always computed in float32)", choices=("float32", "bfloat16", "auto"),
+    )
     device: str = _f("auto", "'auto' (cuda if available), 'cpu' or 'cuda[:N]'")
+    gradient_checkpointing: bool = _f(False, "recompute activations in backward: less memory, ~30% more compute")
+    lora_rank: int = _f(0, "LoRA rank (needs peft: pip install 'reweightlab[lora]'); 0 = full fine-tuning")
+    lora_alpha: float = _f(16.0, "LoRA scale numerator: the update is (alpha / rank) * B A")
+    lora_dropout: float = _f(0.0, "dropout on the LoRA branch's input")
+    lora_target_modules: tuple[str, ...] = _f(
+        ("q_proj", "k_proj", "v_proj", "o_proj"), "names of the linear layers that get adapters (Llama-style names)"
+    )
+    merge_lora: bool = _f(
+        True, "final/: merge the adapters into a plain model (true) or save the adapter alone (false)"
+    )
+
+
+@dataclass(frozen=True)
+class DistConfig:
+    strategy: str = _f(
+        "ddp", "data parallelism under `accelerate launch` (more than one process): replicate the model "
+        "(ddp) or shard it (fsdp)", choices=("ddp", "fsdp"),
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +76,21 @@ class DataConfig:
     demos_per_prompt: int = _f(4, "solver demonstrations per prompt (source=solver)")
     base_samples_per_prompt: int = _f(16, "samples per prompt from the reference (source=base_samples)")
     max_new_tokens: int = _f(24, "longest completion sampled, in tokens")
+    # ---- a user's data file (README "Your own model and data"); each needs data.path ----
+    path: str = _f("", "a .jsonl or .parquet file of prompt/completion or messages rows; replaces data.task")
+    reward: str = _f(
+        "", "reward function: 'module:function', 'file.py:function' or a built-in (exact_match, "
+        "numeric_match[:TOL], regex[:PATTERN], math_verify); needed for RL and to score samples"
+    )
+    reward_timeout: float = _f(30.0, "seconds a reward call may take; past it, its samples score reward_on_error")
+    reward_on_error: float = _f(0.0, "reward of a sample whose reward call raised or timed out (counted in metrics)")
+    success_threshold: float = _f(1.0, "a sample is a success when its reward >= this")
+    max_length: int = _f(0, "longest training sequence (prompt + completion) in tokens; 0 = no limit")
+    overlong: str = _f(
+        "truncate", "a sequence over max_length: 'truncate' keeps its first max_length tokens (RL: a prompt "
+        "keeps its last max_length - max_new_tokens), 'drop' skips it; both counted",
+        choices=("truncate", "drop"),
+    )
 
 
 @dataclass(frozen=True)
@@ -128,6 +164,7 @@ class TrainConfig:
     optim: OptimConfig = _f(OptimConfig(), "optimizer and batch plan")
     offline: OfflineConfig = _f(OfflineConfig(), "offline-method settings")
     rl: RLConfig = _f(RLConfig(), "online RL settings")
+    dist: DistConfig = _f(DistConfig(), "multi-process training (accelerate launch)")
 
     @property
     def is_rl(self) -> bool:
@@ -139,6 +176,8 @@ class TrainConfig:
             return "online"
         if self.data.source != "auto":
             return self.data.source
+        if self.data.path:  # 'file': the rows of data.path (their completions, and scores where needed)
+            return "file"
         return "solver" if self.method in ("sft", "dft") else "base_samples"
 
     def to_dict(self) -> dict:
@@ -351,6 +390,50 @@ def _validate(cfg: TrainConfig, user_keys: set[str]) -> None:
             f"config key 'optim.warmup_steps': must be in [0, optim.steps), got {cfg.optim.warmup_steps}"
         )
     _validate_method(cfg, user_keys)
+    _validate_model(cfg, user_keys)
+    _validate_data_file(cfg, user_keys)
+
+
+_FILE_KEYS = ("data.reward", "data.reward_timeout", "data.reward_on_error", "data.success_threshold",
+              "data.max_length", "data.overlong")
+
+
+def _validate_data_file(cfg: TrainConfig, user_keys: set[str]) -> None:
+    """data.path and the keys that only a data file gives meaning to."""
+    d, source = cfg.data, cfg.resolved_source()
+    if not d.path:
+        for key in sorted(set(_FILE_KEYS) & user_keys):
+            raise ConfigError(f"config key '{key}' does nothing without data.path (a .jsonl or .parquet file)")
+        return
+    if not d.path.lower().endswith((".jsonl", ".json", ".parquet")):
+        raise ConfigError(f"config key 'data.path': expected a .jsonl or .parquet file, got {d.path!r}")
+    if "data.task" in user_keys:
+        raise ConfigError("config key 'data.task' does nothing when data.path is set (the file is the task)")
+    if source == "solver":
+        raise ConfigError("config key 'data.source': with data.path, offline methods train on the file's rows "
+                          "(leave data.source auto) or on base_samples")
+    if source in ("online", "base_samples") and not d.reward:
+        raise ConfigError(f"config key 'data.reward' is needed: {'RL' if cfg.is_rl else 'base_samples'} scores "
+                          "samples of data.path's prompts with it (module:function or a built-in)")
+    if source == "file":
+        for key in ("data.success_threshold", "data.num_prompts"):
+            if key in user_keys:
+                raise ConfigError(f"config key '{key}' does nothing when training on data.path's rows")
+        if cfg.method in ("sft", "dft") and "data.reward" in user_keys:
+            raise ConfigError(
+                f"config key 'data.reward' does nothing for {cfg.method}: it trains on the file's completions"
+            )
+    for key in ("data.reward_timeout", "data.reward_on_error"):
+        if key in user_keys and not d.reward:
+            raise ConfigError(f"config key '{key}' does nothing without data.reward")
+    if "data.overlong" in user_keys and d.max_length == 0:
+        raise ConfigError("config key 'data.overlong' does nothing with data.max_length = 0 (no limit)")
+    _check_range("data.reward_timeout", d.reward_timeout, lo=0.0, lo_open=True)
+    if d.max_length < 0:
+        raise ConfigError(f"config key 'data.max_length': must be >= 0, got {d.max_length}")
+    if source in ("online", "base_samples") and d.max_length and d.max_length <= d.max_new_tokens:
+        raise ConfigError(f"config key 'data.max_length': {d.max_length} leaves no room for a prompt before "
+                          f"data.max_new_tokens = {d.max_new_tokens} sampled tokens")
 
 
 def _validate_method(cfg: TrainConfig, user_keys: set[str]) -> None:
@@ -391,6 +474,22 @@ def _validate_method(cfg: TrainConfig, user_keys: set[str]) -> None:
                 f"config key 'rl.minibatches_per_epoch': {cfg.rl.minibatches_per_epoch} does not divide "
                 f"the {n} sequences of a batch"
             )
+
+
+def _validate_model(cfg: TrainConfig, user_keys: set[str]) -> None:
+    m = cfg.model
+    if m.lora_rank < 0:
+        raise ConfigError(f"config key 'model.lora_rank': must be >= 0, got {m.lora_rank}")
+    if m.lora_rank == 0:
+        for key in ("model.lora_alpha", "model.lora_dropout", "model.lora_target_modules", "model.merge_lora"):
+            if key in user_keys:
+                raise ConfigError(f"config key '{key}' does nothing with model.lora_rank = 0 (full fine-tuning)")
+        return
+    _check_range("model.lora_alpha", m.lora_alpha, lo=0.0, lo_open=True)
+    if not 0.0 <= m.lora_dropout < 1.0:
+        raise ConfigError(f"config key 'model.lora_dropout': must be in [0, 1), got {m.lora_dropout}")
+    if not m.lora_target_modules:
+        raise ConfigError("config key 'model.lora_target_modules': needs at least one module name")
 
 
 def _check_range(key: str, v: float, lo=None, hi=None, lo_open=False) -> None:

@@ -72,9 +72,13 @@ def _load(base: str, trained: dict[str, str], device: str):
 
 
 def _check_task(settings: ProbeSettings):
-    from reweightlab.tasks import get_task
+    from reweightlab.tasks.user_task import is_data_file, resolve_task
 
-    task = get_task(settings.task)  # UnknownTaskError names the registered tasks
+    # UnknownTaskError names the registered tasks; a data file is read and checked row by row here
+    extra = {}
+    if is_data_file(settings.task):
+        extra = {"success_threshold": settings.success_threshold, "reward_timeout": settings.reward_timeout}
+    task = resolve_task(settings.task, settings.reward, **extra)
     variants = getattr(task, "variants", None)
     if variants is not None and settings.variant not in variants:
         raise ProbeError(f"task {settings.task!r} has no variant {settings.variant!r}; it has {list(variants)}")
@@ -102,6 +106,8 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     out_dir = Path(out_dir)
     _check_out(out_dir)
     tokenizer, models = _load(base, trained, settings.device)
+    if hasattr(task, "use_tokenizer"):  # a data file's conversations render with the model's chat template
+        task.use_tokenizer(tokenizer)
     problems = task.problems(settings.variant, settings.prompt_split, settings.num_prompts, settings.seed)
     primary = estimator_name(settings, task.solutions(problems[0]) is not None)
     out_dir.mkdir(parents=True, exist_ok=True)

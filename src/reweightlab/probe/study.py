@@ -46,6 +46,12 @@ class ProbeSettings:
     """What to probe and with which budgets; every threshold of SPEC 3.2 is a named field."""
 
     task: str = "generalpoints"
+    """A registered task name, or a .jsonl/.parquet data file (then ``reward`` is needed)."""
+    reward: str | None = None
+    """A data file task's reward function: module:function, file.py:function or a built-in."""
+    reward_timeout: float = 30.0
+    success_threshold: float = 1.0
+    """A data file task's success: reward >= this."""
     variant: str = "id"
     """Task variant: for GeneralPoints the rule, id (J=Q=K=10) or ood (J=11 Q=12 K=13)."""
     prompt_split: str = "test"

@@ -179,6 +179,48 @@ def _transitions_section(run: RunData, colors: dict[str, str]) -> str:
     return _figure_html(figures.transitions_figure(run, colors), TRANSITIONS_HOW)
 
 
+CONTROL_FILE = "control.json"  # written by `reweightlab control run` (reweightlab.control.run.RESULTS_FILE)
+CONTROL_HOW = (
+    "Evaluation return of each method's mean action over seeded episodes: mean +- std over training seeds "
+    "(score: D4RL-normalised, 0 = random, 100 = D4RL's expert; approximate on -v5). BC on all data is pi_ref and "
+    "the starting point of the other three; all four train for the same number of steps.",
+    "The iw-SFT paper's finding is SFT (BC on the top 10%) < SFT(Q) <= iw-SFT(Q); a gap smaller than the spread "
+    "over seeds is not evidence either way.",
+)
+
+
+def _pm(mean, std, spec: str) -> str:
+    return "–" if mean is None else f"{format(mean, spec)} ± {format(std or 0.0, spec)}"
+
+
+def _control_section(run: RunData, colors: dict[str, str]) -> str:
+    """The `control run` results table, when the folder holds control.json (read here, computed nowhere)."""
+    import json
+
+    path = run.path / CONTROL_FILE
+    if not path.is_file():
+        return ('<p class="note">No control results in this folder (run <code>reweightlab control run ENV --data '
+                f"FILE --out {escape(str(run.path))}</code> to add {CONTROL_FILE}).</p>")
+    try:
+        res = json.loads(path.read_text(encoding="utf-8"))
+        methods, ds = res["methods"], res["dataset_stats"]
+        rows = "".join(
+            f'<tr data-method="{escape(k)}"><th scope="row">{escape(m["label"])}</th>'
+            f'<td>{_pm(m["return_mean"], m["return_std"], ".1f")}</td><td>{_pm(m["score_mean"], m["score_std"], ".1f")}'
+            f'</td><td>{" / ".join(format(r["return_mean"], ".0f") for r in m["per_seed"])}</td>'
+            f'<td>{m["train_seconds_mean"]:.1f}</td></tr>' for k, m in methods.items())
+        facts = (f'{escape(res["env_id"])}: {ds["episodes"]} episodes, {ds["transitions"]} transitions, '
+                 f'dataset returns {ds["min"]:.0f} / {ds["median"]:.0f} / {ds["max"]:.0f} (min / median / max); '
+                 f'{len(res["seeds"])} seed(s), {res["eval_episodes"]} evaluation episodes; '
+                 f'paper ordering {"holds" if res["ordering"]["paper_ordering_holds"] else "does not hold"}.')
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f'<p class="note">{escape(str(path))} could not be read: {escape(str(exc))}</p>'
+    return (f'<p class="facts">{facts}</p><div class="scroll"><table class="control"><thead><tr><th>method</th>'
+            "<th>return</th><th>score</th><th>per seed</th><th>train s</th></tr></thead>"
+            f'<tbody>{rows}</tbody></table></div><p class="how"><span>{escape(CONTROL_HOW[0])}</span>'
+            f"<span>{escape(CONTROL_HOW[1])}</span></p>")
+
+
 SECTIONS = (
     Section("methods", "Methods at a glance", _table_section),
     Section("passk", "pass@k against k", _passk_section),
@@ -186,6 +228,23 @@ SECTIONS = (
     Section("training", "Training curves", _training_section),
     Section("transitions", "Regime transitions: where each prompt moved", _transitions_section),
 )
+# Shown only when some folder holds the section's file: (section, is it there for this run?).
+OPTIONAL_SECTIONS = (
+    (Section("control", "Control policies from offline data", _control_section),
+     lambda run: (run.path / CONTROL_FILE).is_file()),
+)
+
+
+def _sections(runs: list[RunData]) -> list[Section]:
+    """The language-model sections unless every folder is a control run, then the optional ones present."""
+    lm = list(SECTIONS) if any(r.kind != "control" for r in runs) else []
+    return [*lm, *(s for s, present in OPTIONAL_SECTIONS if any(present(r) for r in runs))]
+
+
+def _render(section: Section, run: RunData, colors: dict[str, str]) -> str:
+    if run.kind == "control" and section in SECTIONS:  # side by side with a language-model run
+        return '<p class="note">No language-model results in this folder (a control run).</p>'
+    return section.render(run, colors)
 
 
 def render_page(runs: list[RunData]) -> str:
@@ -193,11 +252,12 @@ def render_page(runs: list[RunData]) -> str:
     colors = figures.palette([m for r in runs for m in r.models])
     names = " vs ".join(r.name for r in runs)
     facts = "".join(f'<p class="facts"><b>{escape(r.name)}</b>: {escape(f)}</p>' for r in runs for f in r.facts)
-    nav = "".join(f'<a href="#{s.key}">{escape(s.title)}</a>' for s in SECTIONS)
+    sections = _sections(runs)
+    nav = "".join(f'<a href="#{s.key}">{escape(s.title)}</a>' for s in sections)
     body = []
-    for s in SECTIONS:
+    for s in sections:
         cols = "".join(
-            f'<div class="col">{f"<h3 class=run>{escape(r.name)}</h3>" if len(runs) > 1 else ""}{s.render(r, colors)}'
+            f'<div class="col">{f"<h3 class=run>{escape(r.name)}</h3>" if len(runs) > 1 else ""}{_render(s, r, colors)}'
             "</div>" for r in runs)
         body.append(f'<section id="{s.key}"><h2>{escape(s.title)}</h2><div class="cols">{cols}</div></section>')
     width = 1200 if len(runs) == 1 else 1120 * len(runs)

@@ -40,7 +40,7 @@ class RunData:
     """Everything the page shows about one folder; `evals[variant][model]`, base first."""
 
     path: Path
-    kind: str  # "demo" (summary.json) or "probe" (probe.json only)
+    kind: str  # "demo" (summary.json), "probe" (probe.json only) or "control" (control.json only)
     models: list[str]
     evals: dict[str, dict[str, ModelEval]] = field(default_factory=dict)
     transitions: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)
@@ -207,4 +207,9 @@ def load_run(folder: str | Path) -> RunData:
         run = RunData(folder, "probe", ["base"] + [m for m in models if m != "base"])
         _load_probe(head, probe, run, variant, with_evals=True)
         return run
-    raise ReportError(f"{folder} holds neither summary.json (a demo run) nor probe.json (a probe run)")
+    if (folder / "control.json").exists():  # `reweightlab control run --out DIR`: only the control section
+        return RunData(folder, "control", [], facts=["control policies from offline data (control.json)"])
+    raise ReportError(
+        f"{folder} holds neither summary.json (a demo run), probe.json (a probe run) nor control.json "
+        "(a control run)"
+    )

@@ -28,12 +28,17 @@ def sample_from_logits(
     temperature: float,
     top_p: float,
     generator: torch.Generator | None,
+    uniform_B: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample one token per row; return (token_B, logp_B) with logp under the sampled distribution.
 
     q = softmax(logits / temperature), in float32; with top_p < 1, q is restricted to the nucleus
     (the smallest set of most probable tokens whose mass reaches top_p; the top token is always in
     it) and renormalised. logp_B = log q(token), the quantity an importance ratio needs.
+
+    With `uniform_B` (one U(0,1) draw per row, made by the caller), the token is drawn by inverse CDF
+    instead of from `generator`: a row's sample then depends only on its own draw, not on which
+    other rows share the batch (how data-parallel processes reproduce a single process's samples).
     """
     logq_BV = torch.log_softmax(logits_BV.float() / temperature, dim=-1)
     if top_p < 1.0:
@@ -45,7 +50,14 @@ def sample_from_logits(
         drop_sorted_BV = mass_before_BV >= top_p
         drop_BV = torch.zeros_like(drop_sorted_BV).scatter_(-1, order_BV, drop_sorted_BV)
         logq_BV = torch.log_softmax(logq_BV.masked_fill(drop_BV, float("-inf")), dim=-1)
-    token_B = torch.multinomial(logq_BV.exp(), num_samples=1, generator=generator).squeeze(-1)
+    if uniform_B is None:
+        token_B = torch.multinomial(logq_BV.exp(), num_samples=1, generator=generator).squeeze(-1)
+    else:
+        cdf_BV = logq_BV.exp().cumsum(dim=-1)
+        # scale u to the row's total mass so rounding can never land past the last possible token;
+        # right=True skips zero-probability tokens (their cdf equals the previous one)
+        u_B1 = (uniform_B.to(cdf_BV.device, cdf_BV.dtype) * cdf_BV[:, -1]).unsqueeze(-1)
+        token_B = torch.searchsorted(cdf_BV, u_B1, right=True).squeeze(-1).clamp(max=cdf_BV.shape[-1] - 1)
     logp_B = logq_BV.gather(-1, token_B.unsqueeze(-1)).squeeze(-1)
     return token_B, logp_B
 
@@ -123,10 +135,13 @@ class HFRolloutEngine:
         top_p: float = 1.0,
         seed: int | None = None,
         progress: bool = False,
+        prompt_seeds: Sequence[int] | None = None,
     ) -> Rollout:
         """Sample `samples_per_prompt` (G) completions per prompt; sequence n = p * G + g.
 
         Same seed on the same device and batch plan -> identical Rollout; seed=None -> nondeterministic.
+        `prompt_seeds` (one per prompt, instead of `seed`): prompt p's samples depend only on its seed
+        (up to float rounding of the logits), whichever prompts share the call or the chunk.
         """
         self._validate(prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p)
         prompts = [list(map(int, p)) for p in prompt_ids]
@@ -136,6 +151,14 @@ class HFRolloutEngine:
         generator = None
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
+        uniform_NT = None
+        if prompt_seeds is not None:
+            if seed is not None or len(prompt_seeds) != len(prompts):
+                raise ValueError("prompt_seeds: one per prompt, and not together with seed")
+            uniform_NT = torch.cat([
+                torch.rand(samples_per_prompt, max_new_tokens, generator=torch.Generator().manual_seed(int(ps)))
+                for ps in prompt_seeds
+            ])
 
         chunks = []
         was_training = self.model.training
@@ -150,6 +173,7 @@ class HFRolloutEngine:
                         self._generate_chunk(
                             prompts, start, stop, samples_per_prompt,
                             max_new_tokens, temperature, top_p, generator,
+                            None if uniform_NT is None else uniform_NT[start:stop],
                         )
                     )
                     bar.update(stop - start)
@@ -203,7 +227,7 @@ class HFRolloutEngine:
         return ids_PL.to(self.device), mask_PL.to(self.device)
 
     def _generate_chunk(
-        self, prompts, start, stop, group_size, max_new_tokens, temperature, top_p, generator
+        self, prompts, start, stop, group_size, max_new_tokens, temperature, top_p, generator, uniform_BT=None
     ) -> tuple[torch.Tensor, ...]:
         """Sample sequences [start, stop); returns CPU (tokens_BT, mask_BT, logp_BT, finished_B)."""
         device = self.device
@@ -235,7 +259,8 @@ class HFRolloutEngine:
         steps = 0
         for t in range(max_new_tokens):
             token_B, logp_B = sample_from_logits(
-                logits_BV, temperature=temperature, top_p=top_p, generator=generator
+                logits_BV, temperature=temperature, top_p=top_p, generator=generator,
+                uniform_B=None if uniform_BT is None else uniform_BT[:, t],
             )
             alive_B = ~finished_B
             token_B = torch.where(alive_B, token_B, self.pad_token_id)

@@ -8,15 +8,19 @@ import shutil
 from pathlib import Path
 
 
-def save_model_atomic(model, tokenizer, dest: str | Path, extra: dict | None = None) -> Path:
+def save_model_atomic(
+    model, tokenizer, dest: str | Path, extra: dict | None = None, *, merge_lora: bool = True,
+    state_dict: dict | None = None,
+) -> Path:
+    """`state_dict`: the full weights when the module holds only a shard (FSDP)."""
+    from reweightlab.models.adapters import save_final_weights
+
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
+    save_final_weights(model, tokenizer, tmp, merge=merge_lora, state_dict=state_dict)
     if extra:
         (tmp / "reweightlab.json").write_text(json.dumps(extra, indent=2))
     old = dest.parent / f".{dest.name}.old-{os.getpid()}"
@@ -48,3 +52,13 @@ class MetricsWriter:
 
     def close(self) -> None:
         self._fh.close()
+
+
+class NullMetrics:
+    """The metrics writer of a process other than rank 0: writes nothing."""
+
+    def write(self, record: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

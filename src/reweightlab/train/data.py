@@ -56,15 +56,20 @@ class ScoredSamples:
 def sample_and_score(
     engine, task, problems, tokenizer, *, samples_per_prompt: int, max_new_tokens: int,
     temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None, progress: bool = False,
+    prompt_seeds: list[int] | None = None,
 ) -> ScoredSamples:
     prompt_ids = encode_prompts(tokenizer, [p.prompt for p in problems])
     rollout = engine.generate(
         prompt_ids, samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens,
-        temperature=temperature, top_p=top_p, seed=seed, progress=progress,
+        temperature=temperature, top_p=top_p, seed=seed, progress=progress, prompt_seeds=prompt_seeds,
     )
     texts = decode_completions(tokenizer, rollout.completions_as_lists())
     idx = rollout.prompt_index_N.tolist()
-    verdicts = [task.verify(problems[i], t) for i, t in zip(idx, texts, strict=True)]
+    batch_verify = getattr(task, "verify_batch", None)  # optional: one reward call per batch (user tasks)
+    if batch_verify is not None:
+        verdicts = batch_verify([problems[i] for i in idx], texts)
+    else:
+        verdicts = [task.verify(problems[i], t) for i, t in zip(idx, texts, strict=True)]
     rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
     success = torch.tensor([v.success for v in verdicts], dtype=torch.float32)
     store = SequenceStore.from_rollout(

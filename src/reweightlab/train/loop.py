@@ -21,11 +21,15 @@ from reweightlab import algos
 from reweightlab.config import TrainConfig, resolved_adv_std
 from reweightlab.math import token_entropy
 from reweightlab.models import load_model, load_tokenizer
+from reweightlab.models.adapters import frozen_reference, prepare_for_training, resolve_dtype
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.tasks import get_task
+from reweightlab.train import user_data
 from reweightlab.train.batching import SequenceStore, completion_mask, microbatches
-from reweightlab.train.checkpoint import MetricsWriter, save_model_atomic, write_text_atomic
+from reweightlab.train.checkpoint import MetricsWriter, NullMetrics, save_model_atomic, write_text_atomic
 from reweightlab.train.data import sample_and_score, solver_demonstrations
+from reweightlab.train.distributed import make_distributed
+from reweightlab.train.refcache import reference_logp
 from reweightlab.train.step import (
     accumulated_step,
     forward_logits_logp,
@@ -67,6 +71,8 @@ class Setup:
     metrics: MetricsWriter
     engine: HFRolloutEngine
     extra: dict = field(default_factory=dict)
+    dist: object = None  # train/distributed.py: SingleProcess or AcceleratePeers
+    train_model: object = None  # the policy as trained: DDP/FSDP-wrapped under accelerate launch
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -90,33 +96,49 @@ def setup(cfg: TrainConfig, progress: bool) -> Setup:
     run_dir = check_run_dir(cfg.output_dir)
     # Everything that can fail on bad input (task name, model folder) runs before the run folder
     # is created, so a mistyped path leaves nothing behind.
-    task = get_task(cfg.data.task)
-    device = resolve_device(cfg.model.device)
+    task = get_task(cfg.data.task) if not cfg.data.path else user_data.open_data_task(cfg)
+    dist = make_distributed(cfg.model.device, cfg.dist.strategy, resolve_device(cfg.model.device))
+    device = dist.device  # under accelerate launch: this process's own device
+    if dist.world_size > 1 and cfg.dist.strategy == "fsdp" and cfg.resolved_source() != "solver":
+        # sampling runs the unwrapped module, whose weights FSDP has sharded away
+        raise ValueError("dist.strategy=fsdp supports methods trained on solver demonstrations (sft, dft) "
+                         "only; use ddp for sampling-based methods")
     path = resolve_model_path(cfg.model.path, progress)
     tok = load_tokenizer(path)
-    policy = load_model(path, dtype=cfg.model.dtype, device=device)
+    if cfg.data.path:  # the file's conversations render with this tokenizer's chat template
+        user_data.bind_tokenizer(task, tok, cfg)
+    policy = load_model(path, dtype=resolve_dtype(cfg.model.dtype, device), device=device)
+    policy = prepare_for_training(policy, cfg.model)  # gradient checkpointing, LoRA
     policy.train()
     needs_ref = cfg.is_rl or algos.OFFLINE[cfg.method].needs_ref_logp
     ref = None
     if needs_ref:  # pi_ref is frozen: the starting checkpoint, never refreshed
-        ref = copy.deepcopy(policy).eval().requires_grad_(False)
+        ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(run_dir / "config.json", cfg.to_json())
+    if dist.is_main:  # one process writes the run folder; the others only train
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(run_dir / "config.json", cfg.to_json())
+    dist.barrier()
     engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    metrics = MetricsWriter(run_dir / "metrics.jsonl")
-    return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine)
+    metrics = MetricsWriter(run_dir / "metrics.jsonl") if dist.is_main else NullMetrics()
+    return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine,
+                 dist=dist, train_model=dist.wrap(policy))
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print) -> Path:
     """Run one method end to end; returns the run folder (final model in run_dir/final)."""
     s = setup(cfg, progress)
+    if not s.dist.is_main:  # one process speaks for all
+        log, progress = (lambda *_: None), False
+    elif s.dist.world_size > 1:
+        log(f"data parallel: {s.dist.world_size} processes ({cfg.dist.strategy}); each trains its share of "
+            "every step's sequences (offline) or prompts (RL)")
     try:
         if cfg.is_rl:
             _run_rl(s, progress, log)
         else:
             _run_offline(s, progress, log, base_samples)
-        save_model_atomic(s.policy, s.tokenizer, s.run_dir / "final", extra={"method": cfg.method})
+        _save(s, s.run_dir / "final", extra={"method": cfg.method})
     except KeyboardInterrupt:
         ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
         last = ckpts[-1] if ckpts else "none"
@@ -130,7 +152,16 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
 def _maybe_checkpoint(s: Setup, step: int) -> None:
     every = s.cfg.checkpoint_every
     if every and (step + 1) % every == 0:
-        save_model_atomic(s.policy, s.tokenizer, s.run_dir / "checkpoints" / f"step-{step + 1:06d}")
+        _save(s, s.run_dir / "checkpoints" / f"step-{step + 1:06d}")
+
+
+def _save(s: Setup, dest: Path, extra: dict | None = None) -> None:
+    """Rank 0 writes; every process joins the gather of full weights (needed under FSDP)."""
+    state_dict = s.dist.full_state_dict(s.train_model)
+    if s.dist.is_main:
+        save_model_atomic(s.policy, s.tokenizer, dest, extra=extra, merge_lora=s.cfg.model.merge_lora,
+                          state_dict=state_dict)
+    s.dist.barrier()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,6 +183,9 @@ class OfflineContext:
 
 def offline_data(s: Setup, progress: bool, base_samples) -> SequenceStore:
     cfg = s.cfg
+    if cfg.resolved_source() == "file":
+        store, s.extra["overlong"] = user_data.file_store(s.task, s.tokenizer, cfg)
+        return store
     if cfg.resolved_source() == "solver":
         return solver_demonstrations(s.task, s.problems, s.tokenizer, cfg.data.demos_per_prompt, cfg.seed)
     if base_samples is not None:
@@ -165,9 +199,11 @@ def offline_data(s: Setup, progress: bool, base_samples) -> SequenceStore:
 def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
     cfg, method = s.cfg, algos.OFFLINE[s.cfg.method]
     store, draw = method.prepare(offline_data(s, progress, base_samples), cfg)
-    if method.needs_ref_logp:  # once per dataset: pi_ref is frozen
-        mbs = microbatches(store, cfg.optim.sequences_per_microbatch)
-        store.columns["logp_ref"] = teacher_forced_logp(s.ref, mbs, len(store), store.ids_NL.shape[1], s.device)
+    if method.needs_ref_logp:  # once per dataset (pi_ref is frozen), cached in the run folder
+        store.columns["logp_ref"] = reference_logp(
+            s.run_dir, store, s.ref, sequences_per_microbatch=cfg.optim.sequences_per_microbatch,
+            device=s.device, write=s.dist.is_main, log=log,
+        )
     ema = None
     if cfg.method == "iw_sft" and method.preset(cfg).q == "ema":
         ema = copy.deepcopy(s.policy).eval().requires_grad_(False)
@@ -178,27 +214,29 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
         f"{cfg.optim.steps} steps x {cfg.optim.sequences_per_step} sequences (~{per_step:.0f} completion "
         f"tokens per step), micro-batches of {cfg.optim.sequences_per_microbatch}"
     )
-    opt = make_optimizer(s.policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas)
+    opt = make_optimizer(s.train_model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                         betas=cfg.optim.betas)
     sched = make_scheduler(opt, schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
                            total_steps=cfg.optim.steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # same draw on every process; each trains its slice
     pool = draw if draw is not None else torch.arange(len(store))
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
         t0 = time.perf_counter()
         pick = pool[torch.randint(len(pool), (cfg.optim.sequences_per_step,), generator=gen)]
         batch = store.select(pick)
-        batch.columns.update(method.step_columns(batch, ctx))
+        batch.columns.update(method.step_columns(batch, ctx))  # step-level weights: the whole step
+        local = shard_store(batch, s.dist)
 
         def token_loss(mb, method=method):
-            logits, logp = forward_logits_logp(s.policy, mb)
+            logits, logp = forward_logits_logp(s.train_model, mb)
             w = method.token_weights(logp, mb, ctx)
             w_BT = w[:, None] * mb.mask_BT if w.dim() == 1 else w
             return -w_BT.detach() * logp, {"weight": w_BT}
 
         stats = accumulated_step(
-            s.policy, opt, sched, microbatches(batch, cfg.optim.sequences_per_microbatch), token_loss,
+            s.train_model, opt, sched, microbatches(local, cfg.optim.sequences_per_microbatch), token_loss,
             reduction=cfg.optim.reduction, max_grad_norm=cfg.optim.max_grad_norm, device=s.device,
-            constant_per_sequence=cfg.data.max_new_tokens,
+            constant_per_sequence=cfg.data.max_new_tokens, dist=s.dist,
         )
         if ema is not None:
             _ema_update(ema, s.policy, method.preset(cfg).ema_decay)
@@ -207,6 +245,16 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
                                    "total_tokens_per_s": int(batch.total_len_N.sum()) / dt,
                                    "time_training": dt, "lr": sched.get_last_lr()[0]})
         _maybe_checkpoint(s, step)
+
+
+def shard_store(store: SequenceStore, dist) -> SequenceStore:
+    """This process's contiguous slice of a step's sequences (all of them in one process)."""
+    if dist.world_size == 1:
+        return store
+    if len(store) < dist.world_size:
+        raise ValueError(f"{len(store)} sequences per step cannot be shared by {dist.world_size} processes")
+    start, stop = dist.shard(len(store))
+    return store.select(torch.arange(start, stop))
 
 
 @torch.no_grad()
@@ -236,38 +284,56 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
         f"up to {P * G * cfg.data.max_new_tokens} completion tokens per batch; "
         f"{rl_cfg.epochs_per_batch} epoch(s) x {rl_cfg.minibatches_per_epoch} minibatch(es) -> {updates} updates"
     )
-    opt = make_optimizer(s.policy, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas)
+    opt = make_optimizer(s.train_model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                         betas=cfg.optim.betas)
     sched = make_scheduler(opt, schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
                            total_steps=updates)
     rng = random.Random(cfg.seed)
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
         batch_problems = [s.problems[i] for i in rng.sample(range(len(s.problems)), min(P, len(s.problems)))]
         t0 = time.perf_counter()
-        batch, rewards_PG = _rl_batch(s, batch_problems, step)
+        batch, rewards_PG = _rl_batch(s, batch_problems, step)  # batch: this process's; rewards: all
         t_gen = time.perf_counter() - t0
         stats = _rl_updates(s, batch, opt, sched)
         t_train = time.perf_counter() - t0 - t_gen
         zero_std = (rewards_PG.std(dim=1) == 0).float().mean() if G > 1 else torch.tensor(1.0)
-        lengths = (batch.total_len_N - batch.prompt_len_N).float()
+        lengths = s.dist.all_gather_cat((batch.total_len_N - batch.prompt_len_N).float())
         extra = {
             "reward": float(rewards_PG.mean()), "reward_std": float(rewards_PG.std()),
-            "frac_reward_zero_std": float(zero_std), "success": float(batch.columns["success"].mean()),
+            "frac_reward_zero_std": float(zero_std),
+            "success": float(s.dist.all_gather_cat(batch.columns["success"]).mean()),
             "completion_length": float(lengths.mean()), "lr": sched.get_last_lr()[0],
             "tokens_per_s": float(lengths.sum()) * rl_cfg.epochs_per_batch / max(t_train, 1e-9),
             "sample_tokens_per_s": float(lengths.sum()) / max(t_gen, 1e-9),
             "time_generation": t_gen, "time_training": t_train,
+            **user_data.reward_metrics(s.task),  # reward_errors, reward_timeouts (user reward functions)
         }
         _log_step(s, step, stats, extra)
         _maybe_checkpoint(s, step)
 
 
+def _prompt_seed(seed: int, step: int, index: int) -> int:
+    """Sampling seed of the index-th prompt of a batch: the same in any number of processes."""
+    return ((seed * 1_000_003 + step) * 1_000_033 + index) % (1 << 62)
+
+
 def _rl_batch(s: Setup, problems, step: int):
-    """Sample, verify, compute advantages; old and reference log-probs once for the whole batch."""
+    """Sample, verify, compute advantages; old and reference log-probs once for the whole batch.
+
+    Data parallel: each process samples its slice of the prompts, each prompt seeded by its index
+    in the whole batch (so N processes draw what one would), and advantages are computed from the
+    rewards of all processes (exact for batch-level baselines too). Returns this process's sequences
+    and the rewards of the whole batch (P x G).
+    """
     cfg, rl_cfg = s.cfg, s.cfg.rl
+    if len(problems) % s.dist.world_size:
+        raise ValueError(f"rl.prompts_per_step ({len(problems)}) must be a multiple of the "
+                         f"{s.dist.world_size} processes")
+    first, stop = s.dist.shard(len(problems))
     samples = sample_and_score(
-        s.engine, s.task, problems, s.tokenizer, samples_per_prompt=rl_cfg.samples_per_prompt,
+        s.engine, s.task, problems[first:stop], s.tokenizer, samples_per_prompt=rl_cfg.samples_per_prompt,
         max_new_tokens=cfg.data.max_new_tokens, temperature=rl_cfg.temperature, top_p=rl_cfg.top_p,
-        seed=cfg.seed * 1_000_003 + step,
+        prompt_seeds=[_prompt_seed(cfg.seed, step, i) for i in range(first, stop)],
     )
     batch = samples.store
     mbs = microbatches(batch, cfg.optim.sequences_per_microbatch)
@@ -284,8 +350,11 @@ def _rl_batch(s: Setup, problems, step: int):
         rewards_PG = algos.rl.kl_shaped_rewards(
             rewards_PG, batch.columns["logp_old"], batch.columns["logp_ref"], mask, rl_cfg.kl_beta
         )
-    batch.columns["adv"] = algos.rl.advantages(cfg.method, rewards_PG, resolved_adv_std(cfg))
-    return batch, samples.rewards_PG
+    rewards_PG = s.dist.all_gather_cat(rewards_PG)
+    adv_N = algos.rl.advantages(cfg.method, rewards_PG, resolved_adv_std(cfg)).reshape(-1)
+    G = rl_cfg.samples_per_prompt
+    batch.columns["adv"] = adv_N[first * G : stop * G]
+    return batch, s.dist.all_gather_cat(samples.rewards_PG)
 
 
 def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
@@ -296,7 +365,7 @@ def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
     collected: dict[str, list] = {}
 
     def token_loss(mb):
-        logits, logp = forward_logits_logp(s.policy, mb)
+        logits, logp = forward_logits_logp(s.train_model, mb)
         loss_BT, clipped_BT, kl_BT = algos.rl.token_loss(logp, mb, rl_cfg)
         with torch.no_grad():
             stats = {"clip_ratio": clipped_BT.float(), "entropy": token_entropy(logits)}
@@ -309,9 +378,9 @@ def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
         for m in range(rl_cfg.minibatches_per_epoch):
             part = batch.select(order[m * per_update : (m + 1) * per_update])
             stats = accumulated_step(
-                s.policy, opt, sched, microbatches(part, cfg.optim.sequences_per_microbatch), token_loss,
+                s.train_model, opt, sched, microbatches(part, cfg.optim.sequences_per_microbatch), token_loss,
                 reduction=cfg.optim.reduction, max_grad_norm=cfg.optim.max_grad_norm, device=s.device,
-                constant_per_sequence=cfg.data.max_new_tokens,
+                constant_per_sequence=cfg.data.max_new_tokens, dist=s.dist,
             )
             for k, v in stats.items():
                 collected.setdefault(k, []).append(v)

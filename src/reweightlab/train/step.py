@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math as pymath
 from collections.abc import Callable, Sequence
 
@@ -9,6 +10,7 @@ import torch
 
 from reweightlab.math import reduce_loss, token_logprobs
 from reweightlab.train.batching import MicroBatch
+from reweightlab.train.distributed import SingleProcess
 
 
 def make_optimizer(model, *, lr: float, weight_decay: float, betas=(0.9, 0.95)) -> torch.optim.AdamW:
@@ -36,7 +38,9 @@ def make_scheduler(opt, *, schedule: str, warmup_steps: int, total_steps: int):
 
 def forward_logits_logp(model, mb: MicroBatch):
     """One forward over the micro-batch: (logits at target positions, logp of the targets)."""
-    logits = model(input_ids=mb.input_ids_BL).logits[:, :-1]
+    # use_cache=False: a training forward never decodes further, and gradient checkpointing
+    # refuses a cache anyway
+    logits = model(input_ids=mb.input_ids_BL, use_cache=False).logits[:, :-1]
     return logits, token_logprobs(logits, mb.targets_BT)
 
 
@@ -69,32 +73,44 @@ def accumulated_step(
     max_grad_norm: float,
     device,
     constant_per_sequence: float,
+    dist=None,
 ) -> dict[str, torch.Tensor]:
     """One optimizer step over micro-batches, normalised by the step's global counts.
 
     `token_loss(mb)` returns the per-token loss (B x T) and named per-token statistics (B x T) that
     are averaged over the step's completion tokens for logging. Because every micro-batch divides
     by the step's total token (or sequence) count, the summed gradients equal the full batch's.
+
+    Data parallel (`dist` from train/distributed.py): `mbs` are this process's share of the step; the
+    counts are summed over processes, and each loss is scaled by `dist.grad_scale` because DDP
+    averages gradients over processes. Gradients are synchronised once, on the last micro-batch.
+    Returned statistics are over the whole step (all processes).
     """
-    global_tokens = sum(float(mb.mask_BT.sum()) for mb in mbs)
-    global_sequences = sum(mb.input_ids_BL.shape[0] for mb in mbs)
+    dist = dist or SingleProcess(device)
+    local_tokens = sum(float(mb.mask_BT.sum()) for mb in mbs)
+    local_sequences = sum(mb.input_ids_BL.shape[0] for mb in mbs)
+    counts = torch.tensor([local_tokens, float(local_sequences)], dtype=torch.float64)
+    global_tokens, global_sequences = (float(c) for c in dist.all_reduce_sum(counts))
     totals: dict[str, torch.Tensor] = {}
     loss_total = torch.zeros((), device=device)
-    for mb in mbs:
+    for i, mb in enumerate(mbs):
         mbd = mb.to(device)
-        loss_BT, stats = token_loss(mbd)
-        loss = reduce_loss(
-            loss_BT, mbd.mask_BT, reduction, global_tokens=global_tokens,
-            global_sequences=global_sequences, constant=constant_per_sequence * global_sequences,
-        )
-        loss.backward()
+        with dist.no_sync(model) if i < len(mbs) - 1 else contextlib.nullcontext():
+            loss_BT, stats = token_loss(mbd)
+            loss = reduce_loss(
+                loss_BT, mbd.mask_BT, reduction, global_tokens=global_tokens,
+                global_sequences=global_sequences, constant=constant_per_sequence * global_sequences,
+            )
+            (loss * dist.grad_scale).backward()  # x 1.0 in one process: exact
         loss_total += loss.detach()
         for k, v in stats.items():
             s = (v.detach().float() * mbd.mask_BT).sum()
             totals[k] = totals.get(k, 0) + s
-    grad_norm = torch.nn.utils.clip_grad_norm_(
-        model.parameters(), max_grad_norm if max_grad_norm > 0 else float("inf")
-    )
+    if dist.world_size > 1:  # one collective for the loss and every statistic
+        names = sorted(totals)
+        summed = dist.all_reduce_sum(torch.stack([loss_total.float()] + [totals[k].float() for k in names]))
+        loss_total, totals = summed[0], dict(zip(names, summed[1:], strict=True))
+    grad_norm = dist.clip_grad_norm_(model, max_grad_norm if max_grad_norm > 0 else float("inf"))
     opt.step()
     sched.step()
     opt.zero_grad(set_to_none=True)
