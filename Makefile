@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	# control: stable-baselines3, so that `reweightlab control collect Hopper-v5` works after `make demo`
+	$(BIN)/python -m pip install -q -e ".[dev,control]"
 	touch $(STAMP)
 
 venv: $(STAMP)
