@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from reweightlab.cli import main
 
@@ -45,6 +46,21 @@ def test_run_writes_all_methods_and_seeds(pendulum_data, tmp_path, capsys):
         assert res["methods"][m]["return_std"] == pytest.approx(np.std([r["return_mean"] for r in rows], ddof=1))
         assert res["methods"][m]["score_mean"] is None  # no D4RL reference for Pendulum
     assert res["settings"]["steps"] == 3 and res["reference_returns"] is None
+    # every trained policy is saved; a reloaded one scores exactly what the run measured
+    from reweightlab.control.evaluate import evaluate
+    from reweightlab.control.policy import load_policy
+    from reweightlab.control.run import EVAL_SEED_BASE
+
+    saved = sorted(p.name for p in (out / res["policies"]).iterdir())
+    assert saved == sorted(f"{m}-seed{k}.safetensors" for m in METHODS for k in (0, 1))
+    pol = load_policy(out / res["policies"] / "iw_sft_q-seed1.safetensors")
+    again = evaluate(pol, "Pendulum-v1", 2, seed=EVAL_SEED_BASE + 1000 * 1)
+    assert again["return_mean"] == pytest.approx(res["methods"]["iw_sft_q"]["per_seed"][1]["return_mean"], abs=1e-6)
+    with pytest.raises(ValueError, match="not a reweightlab control policy"):
+        from safetensors.torch import save_file
+
+        save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+        load_policy(tmp_path / "other.safetensors")
     printed = capsys.readouterr().out
     assert "iw-SFT(Q)" in printed and "paper's ordering" in printed
 

@@ -12,7 +12,10 @@ its own.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -25,6 +28,7 @@ class GaussianMLPPolicy(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: int = 256, layers: int = 3,
                  act_low: torch.Tensor | None = None, act_high: torch.Tensor | None = None) -> None:
         super().__init__()
+        self.shape = {"obs_dim": int(obs_dim), "act_dim": int(act_dim), "hidden": int(hidden), "layers": int(layers)}
         dims = [obs_dim] + [hidden] * layers
         body: list[nn.Module] = []
         for d_in, d_out in zip(dims[:-1], dims[1:], strict=True):
@@ -68,3 +72,31 @@ class GaussianMLPPolicy(nn.Module):
     def act(self, obs_NO: torch.Tensor) -> torch.Tensor:
         """Deterministic action (the mean) in the environment's units, [N, A]."""
         return self.mean(obs_NO) * self.act_half_A + self.act_mid_A
+
+
+def save_policy(policy: GaussianMLPPolicy, path: str | Path) -> Path:
+    """Weights and buffers (normalisers, action box) as safetensors, the shape in its metadata;
+    written to a temporary file and renamed, so the file is complete or absent."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
+    save_file(tensors, str(tmp), metadata={"reweightlab_policy": json.dumps(policy.shape)})
+    os.replace(tmp, path)
+    return path
+
+
+def load_policy(path: str | Path) -> GaussianMLPPolicy:
+    """A policy written by ``save_policy`` (ValueError naming the file if it is not one)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = (f.metadata() or {}).get("reweightlab_policy")
+    if meta is None:
+        raise ValueError(f"{path}: not a reweightlab control policy (no 'reweightlab_policy' metadata)")
+    policy = GaussianMLPPolicy(**json.loads(meta))
+    policy.load_state_dict(load_file(str(path)))
+    return policy.eval()

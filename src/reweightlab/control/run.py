@@ -18,6 +18,7 @@ import torch
 
 from reweightlab.control.dataset import ControlError, load_dataset, return_stats
 from reweightlab.control.evaluate import D4RL_REFERENCE, evaluate, reference_returns
+from reweightlab.control.policy import save_policy
 from reweightlab.control.train import METHODS, EpisodeTable, TrainSettings, all_log_probs, new_policy, train_method
 
 RESULTS_FILE = "control.json"
@@ -49,7 +50,11 @@ def ordering_verdict(methods: dict) -> dict:
     return out
 
 
-def _one_seed(env_id, table, bounds, s: TrainSettings, seed: int, eval_episodes: int, bar) -> dict:
+POLICY_DIR = "policies"  # <out>/policies/<method>-seed<k>.safetensors (reweightlab.control.policy.load_policy)
+
+
+def _one_seed(env_id, table, bounds, s: TrainSettings, seed: int, eval_episodes: int, bar,
+              save_dir: Path | None = None) -> dict:
     tick = bar.update if bar is not None else None
     out = {}
     t0 = time.perf_counter()
@@ -62,6 +67,8 @@ def _one_seed(env_id, table, bounds, s: TrainSettings, seed: int, eval_episodes:
         policies[m], stats = train_method(m, table, s, seed, bc, logp_ref_N=logp_ref_N, on_step=tick)
         out[m] = {"train_seconds": time.perf_counter() - t0, **stats}
     for m, pol in policies.items():
+        if save_dir is not None:
+            save_policy(pol, save_dir / f"{m}-seed{seed}.safetensors")
         t0 = time.perf_counter()
         out[m].update(evaluate(pol, env_id, eval_episodes, seed=EVAL_SEED_BASE + 1000 * seed))
         out[m]["eval_seconds"] = time.perf_counter() - t0
@@ -99,7 +106,7 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, seeds: 
     per_seed = []
     try:
         for seed in range(seeds):
-            per_seed.append(_one_seed(env_id, table, bounds, s, seed, eval_episodes, bar))
+            per_seed.append(_one_seed(env_id, table, bounds, s, seed, eval_episodes, bar, out_dir / POLICY_DIR))
     finally:
         if bar is not None:
             bar.close()
@@ -115,7 +122,7 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, seeds: 
     result = {
         "env_id": env_id, "dataset": str(data_path), "dataset_stats": {**dstats, "transitions": len(table.obs_NO)},
         "dataset_recipe": data.metadata.get("recipe"), "seeds": list(range(seeds)), "eval_episodes": eval_episodes,
-        "settings": asdict(s), "methods": methods, "ordering": ordering_verdict(methods),
+        "settings": asdict(s), "methods": methods, "ordering": ordering_verdict(methods), "policies": POLICY_DIR,
         "reference_returns": None if ref is None else {"random": ref[0], "expert": ref[1], "source": REFERENCE_SOURCE},
         "wall_seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),
     }
