@@ -24,7 +24,8 @@ def add_control_parser(sub) -> None:
     cr = csub.add_parser("run", help="train BC, SFT, SFT(Q), iw-SFT(Q) on one dataset with one budget, over "
                                      "several seeds; write DIR/control.json and print a table")
     cr.add_argument("env", metavar="ENV")
-    cr.add_argument("--data", required=True, help="a dataset file from `control collect` (or the same format)")
+    cr.add_argument("--data", required=True, help="a dataset file from `control collect` (or the same format), "
+                    "or minari:ID / minari:FOLDER for a Minari dataset on disk")
     cr.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
     cr.add_argument("--steps", type=int, default=None, help="Adam steps per method (default 1000)")
     cr.add_argument("--trajectories-per-step", type=int, default=None, help="whole trajectories per step (256)")

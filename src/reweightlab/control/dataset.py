@@ -147,8 +147,16 @@ def _check_spaces(path, arrays: dict, env_id: str) -> None:
         env.close()
 
 
+MINARI_PREFIX = "minari:"
+
+
 def load_dataset(path: str | Path, env_id: str | None = None) -> Trajectories:
-    """Read and validate a dataset file; with ``env_id``, also check shapes against that environment."""
+    """Read and validate a dataset file; with ``env_id``, also check shapes against that environment.
+
+    ``minari:ID`` or ``minari:FOLDER`` reads a Minari dataset already on disk (``load_minari``) and
+    checks it the same way."""
+    if str(path).startswith(MINARI_PREFIX):
+        return _load_minari_checked(str(path)[len(MINARI_PREFIX):], env_id)
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: no such dataset file")
@@ -193,7 +201,11 @@ def load_minari(name_or_path: str) -> Trajectories:
     if p.is_dir():
         ds = minari.MinariDataset(p / "data" if (p / "data").is_dir() else p)
     else:
-        ds = minari.load_dataset(name_or_path, download=False)
+        try:
+            ds = minari.load_dataset(name_or_path, download=False)
+        except FileNotFoundError as exc:
+            raise DatasetError(f"{name_or_path}: no Minari dataset of that id on disk ({exc}); reweightlab never "
+                               f"downloads: run `minari download {name_or_path}` first, or give its folder") from None
     parts = []
     for ep in ds.iterate_episodes():
         T = len(ep.rewards)
@@ -211,3 +223,18 @@ def load_minari(name_or_path: str) -> Trajectories:
     env_spec = ds.env_spec
     meta = {"env_id": None if env_spec is None else env_spec.id, "recipe": f"minari dataset {ds.id}"}
     return concatenate(parts, meta)
+
+
+def _load_minari_checked(name_or_path: str, env_id: str | None) -> Trajectories:
+    """load_minari, then the same checks as a .npz file (lengths, finite values, shapes for ``env_id``)."""
+    try:
+        t = load_minari(name_or_path)
+    except ImportError as exc:
+        raise DatasetError(str(exc)) from None
+    where = f"{MINARI_PREFIX}{name_or_path}"
+    arrays = {"observations": t.obs_NO, "actions": t.act_NA, "rewards": t.rew_N, "terminations": t.term_N,
+              "truncations": t.trunc_N, "episode_starts": t.start_N}
+    _check_arrays(where, arrays)
+    if env_id is not None:
+        _check_spaces(where, arrays, env_id)
+    return t
