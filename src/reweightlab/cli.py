@@ -80,7 +80,8 @@ def _cmd_probe(args) -> None:
         raise ProbeError(str(exc)) from None
     settings = ProbeSettings(
         task=args.task, reward=args.reward, reward_timeout=args.reward_timeout,
-        success_threshold=args.success_threshold, variant=args.split, prompt_split=args.prompts,
+        success_threshold=args.success_threshold, chat_template=args.chat_template, variant=args.split,
+        prompt_split=args.prompts,
         num_prompts=args.num_prompts, n=args.n,
         ks=args.k or (), thresholds=thresholds, search=search, beta=args.beta, max_new_tokens=args.max_new_tokens,
         seed=args.seed, keep_per_prompt=min(args.keep, args.n), chunk_sequences=args.chunk, device=args.device,
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--reward-timeout", type=float, default=30.0, help="seconds a reward call may take")
     pr.add_argument("--success-threshold", type=float, default=1.0,
                     help="with a data file task: a sample succeeds when its reward >= this")
+    pr.add_argument("--chat-template", default="auto", choices=("auto", "always"),
+                    help="with a data file task: template conversations only (auto, TRL's convention) or "
+                         "prompt/completion strings too (always)")
     pr.add_argument("--split", default="id", help="the task variant (GeneralPoints: id or ood rule)")
     pr.add_argument("--prompts", default="test", choices=("test", "train"), help="held-out (test) or training prompts")
     pr.add_argument("--num-prompts", type=int, default=128)

@@ -85,6 +85,11 @@ class DataConfig:
     reward_timeout: float = _f(30.0, "seconds a reward call may take; past it, its samples score reward_on_error")
     reward_on_error: float = _f(0.0, "reward of a sample whose reward call raised or timed out (counted in metrics)")
     success_threshold: float = _f(1.0, "a sample is a success when its reward >= this")
+    chat_template: str = _f(
+        "auto", "'auto': conversational rows (messages) use the tokenizer's chat template, prompt/completion "
+        "strings are used as written (TRL's convention); 'always': strings too, as a one-turn conversation",
+        choices=("auto", "always"),
+    )
     max_length: int = _f(0, "longest training sequence (prompt + completion) in tokens; 0 = no limit")
     overlong: str = _f(
         "truncate", "a sequence over max_length: 'truncate' keeps its first max_length tokens (RL: a prompt "
@@ -395,7 +400,7 @@ def _validate(cfg: TrainConfig, user_keys: set[str]) -> None:
 
 
 _FILE_KEYS = ("data.reward", "data.reward_timeout", "data.reward_on_error", "data.success_threshold",
-              "data.max_length", "data.overlong")
+              "data.max_length", "data.overlong", "data.chat_template")
 
 
 def _validate_data_file(cfg: TrainConfig, user_keys: set[str]) -> None:

@@ -112,6 +112,21 @@ def test_messages_render_through_the_chat_template(tmp_path, chat_tokenizer):
     assert chat_tokenizer.decode(first[int(store.prompt_len_N[0]):-1]) == "2"
 
 
+def test_chat_template_always_wraps_plain_rows_auto_leaves_them(tmp_path, chat_tokenizer, tiny_model_dir):
+    from reweightlab.models import load_tokenizer
+
+    path = write_jsonl(tmp_path / "plain.jsonl", [{"prompt": "1+1=", "completion": "2"}])
+    task = DatasetTask(path, test_fraction=0.0)
+    task.use_tokenizer(chat_tokenizer)  # auto: TRL's convention, strings as written
+    assert [(e.prompt, e.completion) for e in task.examples("id")] == [("1+1=", "2")]
+    task.use_tokenizer(chat_tokenizer, chat_template="always")  # a one-turn conversation
+    assert [(e.prompt, e.completion) for e in task.examples("id")] == [("[user]1+1=[assistant]", "2")]
+    r = task.formatter.render({"prompt": "3+3="}, "x")  # a prompt-only row (RL, the probe)
+    assert (r.prompt, r.completion) == ("[user]3+3=[assistant]", None)
+    with pytest.raises(FormatError, match="'always' templates every row, but the tokenizer has no chat template"):
+        task.use_tokenizer(load_tokenizer(tiny_model_dir), chat_template="always")
+
+
 def test_messages_without_a_chat_template_are_an_error(tmp_path, tiny_model_dir):
     from reweightlab.models import load_tokenizer
 
@@ -185,6 +200,8 @@ def test_verify_uses_the_reward_and_threshold(tmp_path):
     ({"method": "grpo", "data": {"path": "d.jsonl"}}, "'data.reward' is needed"),
     ({"data": {"path": "d.jsonl", "task": "generalpoints"}}, "'data.task' does nothing"),
     ({"data": {"path": "d.csv"}}, "expected a .jsonl or .parquet file"),
+    ({"data": {"chat_template": "always"}}, "'data.chat_template' does nothing without data.path"),
+    ({"data": {"path": "d.jsonl", "chat_template": "sometimes"}}, "data.chat_template"),
     ({"data": {"path": "d.jsonl", "overlong": "drop"}}, "'data.overlong' does nothing with data.max_length = 0"),
     ({"method": "grpo", "data": {"path": "d.jsonl", "reward": "exact_match", "max_length": 10}},
      "leaves no room for a prompt"),

@@ -107,7 +107,7 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     _check_out(out_dir)
     tokenizer, models = _load(base, trained, settings.device)
     if hasattr(task, "use_tokenizer"):  # a data file's conversations render with the model's chat template
-        task.use_tokenizer(tokenizer)
+        task.use_tokenizer(tokenizer, chat_template=settings.chat_template)
     problems = task.problems(settings.variant, settings.prompt_split, settings.num_prompts, settings.seed)
     primary = estimator_name(settings, task.solutions(problems[0]) is not None)
     out_dir.mkdir(parents=True, exist_ok=True)

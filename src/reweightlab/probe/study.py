@@ -52,6 +52,8 @@ class ProbeSettings:
     reward_timeout: float = 30.0
     success_threshold: float = 1.0
     """A data file task's success: reward >= this."""
+    chat_template: str = "auto"
+    """A data file task's rendering: 'auto' (conversations only) or 'always' (strings too); tasks.formatting."""
     variant: str = "id"
     """Task variant: for GeneralPoints the rule, id (J=Q=K=10) or ood (J=11 Q=12 K=13)."""
     prompt_split: str = "test"

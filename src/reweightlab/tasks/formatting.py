@@ -13,6 +13,11 @@ TRL's conventions decide which rows are conversations:
   earlier turns) falls back to the assistant message's content. A conversation whose last message
   is not the assistant's is a prompt only (for RL and the probe).
 
+``chat_template="always"`` (``data.chat_template``, ``probe --chat-template``) also templates plain
+``prompt``/``completion`` string rows, as a one-turn conversation (the prompt as the user's message, the
+completion as the assistant's): for an instruct model whose data was written without its template. It
+needs a tokenizer with a chat template.
+
 Loss masks: the prompt/completion split is all that training needs; ``SequenceStore`` masks every
 prompt token, so only completion tokens (and the EOS) carry loss.
 
@@ -23,6 +28,8 @@ A tokenizer that adds BOS itself would get a second one from a template that wri
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+CHAT_TEMPLATE_MODES = ("auto", "always")
 
 
 class FormatError(ValueError):
@@ -53,9 +60,15 @@ def split_conversation(row: dict) -> tuple[list[dict], dict | None]:
 class Formatter:
     """Renders validated rows (``tasks.dataset``) for one tokenizer (or none: plain rows only)."""
 
-    def __init__(self, tokenizer=None):
+    def __init__(self, tokenizer=None, chat_template: str = "auto"):
+        if chat_template not in CHAT_TEMPLATE_MODES:
+            raise FormatError(f"chat_template must be one of {CHAT_TEMPLATE_MODES}, got {chat_template!r}")
         self.tokenizer = tokenizer
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        if chat_template == "always" and tokenizer is not None and not self.has_template:
+            raise FormatError("chat_template 'always' templates every row, but the tokenizer has no chat template "
+                              "(use 'auto': plain prompt/completion rows are then used as written)")
+        self.always = chat_template == "always" and tokenizer is not None
         self._bos_text = None
         if tokenizer is not None and tokenizer.bos_token:
             ids = tokenizer("", add_special_tokens=True)["input_ids"]
@@ -65,7 +78,11 @@ class Formatter:
     def render(self, row: dict, where: str) -> Rendered:
         """`where` is 'file:row N', for errors."""
         if not is_conversation(row.get("messages", row.get("prompt"))):
-            return Rendered(row["prompt"], row.get("completion"))
+            if not self.always:
+                return Rendered(row["prompt"], row.get("completion"))
+            row = {"messages": [{"role": "user", "content": row["prompt"]}]
+                   + ([{"role": "assistant", "content": row["completion"]}] if row.get("completion") is not None
+                      else [])}
         field = "messages" if "messages" in row else "prompt"
         if self.tokenizer is None:
             raise FormatError(f"{where}: field '{field}' is a conversation; rendering it needs the model's tokenizer")

@@ -89,9 +89,11 @@ class DatasetTask:
                     raise DataError(f"{self.path}:row {row_no}: field 'pattern' is missing "
                                     "(reward 'regex' without ':PATTERN' reads each row's pattern)")
 
-    def use_tokenizer(self, tokenizer, *, max_prompt_tokens: int = 0, overlong: str = "truncate") -> None:
-        """Render with this tokenizer; prompts over max_prompt_tokens (0: no limit) are cut or dropped."""
-        self.formatter = Formatter(tokenizer)
+    def use_tokenizer(self, tokenizer, *, max_prompt_tokens: int = 0, overlong: str = "truncate",
+                      chat_template: str = "auto") -> None:
+        """Render with this tokenizer (``chat_template``: see tasks.formatting); prompts over
+        max_prompt_tokens (0: no limit) are cut or dropped."""
+        self.formatter = Formatter(tokenizer, chat_template)
         self.max_prompt_tokens, self.overlong = max_prompt_tokens, overlong
 
     # ---- rows -----------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def open_data_task(cfg, log=print) -> DatasetTask:
 def bind_tokenizer(task: DatasetTask, tokenizer, cfg) -> None:
     d = cfg.data
     room = d.max_length - d.max_new_tokens if d.max_length and cfg.resolved_source() != "file" else 0
-    task.use_tokenizer(tokenizer, max_prompt_tokens=room, overlong=d.overlong)
+    task.use_tokenizer(tokenizer, max_prompt_tokens=room, overlong=d.overlong, chat_template=d.chat_template)
 
 
 def _limit(p_ids, c_ids, max_length: int, mode: str):
