@@ -20,6 +20,11 @@ CASES = {
     # GRPO with a KL term and 2 epochs per batch: 4 prompts x 4 samples, 2 prompts per process
     "grpo": ["method=grpo", "data.task=digits", "rl.prompts_per_step=4", "rl.samples_per_prompt=4",
              "rl.kl_beta=0.1", "rl.epochs_per_batch=2", "optim.sequences_per_microbatch=4"],
+    # iw-SFT on the base's own samples: each process samples half the prompts and computes half the
+    # reference pass, then both are gathered (9 prompts: shards of 5 and 4, unequal on purpose)
+    "iw_sft": ["method=iw_sft", "data.task=digits", "data.source=base_samples", "data.num_prompts=9",
+               "data.base_samples_per_prompt=8", "offline.threshold=0.1", "optim.sequences_per_step=16",
+               "optim.sequences_per_microbatch=4"],
 }
 
 

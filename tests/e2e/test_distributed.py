@@ -21,6 +21,7 @@ WORKER = Path(__file__).with_name("_dist_worker.py")
 # relative per step; over 4 AdamW steps at lr 3e-3 they stay far below this. A one-token change in
 # any sample, or a gradient off by the world-size factor, moves the loss by > 1e-3.
 TOL = 1e-5
+CASES = ("sft", "grpo", "iw_sft")
 
 
 def _free_port() -> int:
@@ -40,18 +41,18 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
         pytest.fail("the accelerate command is missing (it is a dependency of reweightlab)")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("WORLD_SIZE", None)
-    one = subprocess.run([sys.executable, str(WORKER), str(tiny_model_dir), str(tmp_path / "one"), "sft", "grpo"],
+    one = subprocess.run([sys.executable, str(WORKER), str(tiny_model_dir), str(tmp_path / "one"), *CASES],
                          env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-3000:]
     # --multi_gpu on a machine without CUDA starts CPU processes joined by gloo
     two = subprocess.run(
         [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-         str(WORKER), str(tiny_model_dir), str(tmp_path / "two"), "sft", "grpo"],
+         str(WORKER), str(tiny_model_dir), str(tmp_path / "two"), *CASES],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert two.returncode == 0, two.stderr[-3000:]
-    for case in ("sft", "grpo"):
+    for case in CASES:
         a, b = _curve(tmp_path / "one" / case, "loss"), _curve(tmp_path / "two" / case, "loss")
         assert len(a) == len(b) == 4
         diff = max(abs(x - y) for x, y in zip(a, b, strict=True))

@@ -144,3 +144,16 @@ def make_distributed(device_name: str, strategy: str, single_device: torch.devic
         raise ValueError(f"dist.strategy={strategy} does nothing in one process; start the run with "
                          "`accelerate launch --num_processes N` (N > 1)")
     return SingleProcess(single_device)
+
+
+def gather_rows(dist, t: torch.Tensor) -> torch.Tensor:
+    """Concatenate every process's rows of `t` in rank order, when the processes hold different numbers
+    of rows (a shard of n items): pad to the largest count, gather, drop the padding. Identity in one
+    process. All other dimensions must agree across processes."""
+    if dist.world_size == 1:
+        return t
+    counts = dist.all_gather_cat(torch.tensor([t.shape[0]], dtype=torch.long)).tolist()
+    pad = max(counts) - t.shape[0]
+    padded = torch.cat([t, t.new_zeros((pad, *t.shape[1:]))]) if pad else t
+    parts = dist.all_gather_cat(padded).split(max(counts))
+    return torch.cat([part[:n] for part, n in zip(parts, counts, strict=True)])

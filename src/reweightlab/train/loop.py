@@ -190,10 +190,38 @@ def offline_data(s: Setup, progress: bool, base_samples) -> SequenceStore:
         return solver_demonstrations(s.task, s.problems, s.tokenizer, cfg.data.demos_per_prompt, cfg.seed)
     if base_samples is not None:
         return base_samples
-    return sample_and_score(
-        s.engine, s.task, s.problems, s.tokenizer, samples_per_prompt=cfg.data.base_samples_per_prompt,
-        max_new_tokens=cfg.data.max_new_tokens, seed=cfg.seed, progress=progress,
+    # Each process samples its shard of the prompts, each prompt seeded by its index (so N processes
+    # draw what one would), and the shards are gathered: every process then holds the whole dataset.
+    if len(s.problems) < s.dist.world_size:
+        raise ValueError(f"data.num_prompts ({len(s.problems)}) cannot be shared by {s.dist.world_size} processes")
+    first, stop = s.dist.shard(len(s.problems))
+    local = sample_and_score(
+        s.engine, s.task, s.problems[first:stop], s.tokenizer, samples_per_prompt=cfg.data.base_samples_per_prompt,
+        max_new_tokens=cfg.data.max_new_tokens, progress=progress,
+        prompt_seeds=[_prompt_seed(cfg.seed, -1, i) for i in range(first, stop)],
     ).store
+    return gather_store(local, s.dist, s.tokenizer.pad_token_id)
+
+
+def gather_store(store: SequenceStore, dist, pad_id: int) -> SequenceStore:
+    """Every process's sequences, in rank order: widths padded to the widest, rows gathered."""
+    if dist.world_size == 1:
+        return store
+    from reweightlab.train.distributed import gather_rows
+
+    L = int(dist.all_gather_cat(torch.tensor([store.ids_NL.shape[1]])).max())
+    if store.ids_NL.shape[1] < L:
+        store = _widen(store, L, pad_id)
+    cols = {k: gather_rows(dist, v) for k, v in store.columns.items()}
+    return SequenceStore(gather_rows(dist, store.ids_NL), gather_rows(dist, store.prompt_len_N),
+                         gather_rows(dist, store.total_len_N), cols)
+
+
+def _widen(store: SequenceStore, L: int, pad_id: int) -> SequenceStore:
+    pad = torch.nn.functional.pad
+    cols = {k: v if v.dim() == 1 else pad(v, (0, L - 1 - v.shape[1])) for k, v in store.columns.items()}
+    return SequenceStore(pad(store.ids_NL, (0, L - store.ids_NL.shape[1]), value=pad_id), store.prompt_len_N,
+                         store.total_len_N, cols)
 
 
 def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
@@ -202,7 +230,7 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
     if method.needs_ref_logp:  # once per dataset (pi_ref is frozen), cached in the run folder
         store.columns["logp_ref"] = reference_logp(
             s.run_dir, store, s.ref, sequences_per_microbatch=cfg.optim.sequences_per_microbatch,
-            device=s.device, write=s.dist.is_main, log=log,
+            device=s.device, write=s.dist.is_main, log=log, dist=s.dist,
         )
     ema = None
     if cfg.method == "iw_sft" and method.preset(cfg).q == "ema":

@@ -40,10 +40,12 @@ def fingerprint(store: SequenceStore, ref_model) -> str:
 
 
 def reference_logp(run_dir, store: SequenceStore, ref_model, *, sequences_per_microbatch: int, device,
-                   write: bool = True, log=None) -> torch.Tensor:
+                   write: bool = True, log=None, dist=None) -> torch.Tensor:
     """Target-aligned logp_ref (N x L-1) of `store`: from run_dir's cache if it matches, else computed.
 
-    `write=False` on processes other than rank 0, which compute (or read) but never write.
+    `write=False` on processes other than rank 0, which compute (or read) but never write. With
+    `dist` (several processes), each process computes its shard of the sequences and the shards are
+    gathered, so the reference pass costs 1/world_size of the time on each.
     """
     from safetensors.torch import load_file, save_file
 
@@ -60,8 +62,16 @@ def reference_logp(run_dir, store: SequenceStore, ref_model, *, sequences_per_mi
             return load_file(str(path))["logp_ref"]
         if log:
             log(f"reference log-probs: {path} was made for other data or another reference; recomputing")
-    mbs = microbatches(store, sequences_per_microbatch)
-    logp_ref = teacher_forced_logp(ref_model, mbs, len(store), store.ids_NL.shape[1], device)
+    part = store
+    if dist is not None and dist.world_size > 1:
+        start, stop = dist.shard(len(store))
+        part = store.select(torch.arange(start, stop))  # keeps the store's width L
+    mbs = microbatches(part, sequences_per_microbatch)
+    logp_ref = teacher_forced_logp(ref_model, mbs, len(part), store.ids_NL.shape[1], device)
+    if part is not store:
+        from reweightlab.train.distributed import gather_rows
+
+        logp_ref = gather_rows(dist, logp_ref)
     if write:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
