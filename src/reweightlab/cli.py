@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_probe)
 
     rp = sub.add_parser("report", help="one self-contained HTML page (table, pass@k, training curves, regime "
-                                       "transitions) from a demo or probe folder; two folders side by side")
+                                       "transitions) from a demo, probe or control folder; two folders side by side")
     rp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="a demo run folder or a probe --out folder")
     rp.add_argument("--out", help="the HTML file (default RUN_DIR/report.html; report-compare.html for several)")
     rp.set_defaults(func=_cmd_report)
