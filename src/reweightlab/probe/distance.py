@@ -44,23 +44,19 @@ def _check_batching(store: SequenceStore, sequences_per_microbatch: int) -> None
 
 
 @torch.no_grad()
-def distance_from_base(
+def distance_and_base_logp(
     trained, base, store: SequenceStore, *, sequences_per_microbatch: int = 128, device="cpu"
-) -> dict:
-    """Per-token ``KL(trained || base)`` over the completion tokens of ``store`` (samples of ``trained``).
-
-    Returns ``kl_exact_per_token``, ``kl_k1_per_token``, ``kl_k3_per_token`` (means over all completion
-    tokens), ``kl_exact_per_sequence`` (mean over sequences of each sequence's summed exact KL, i.e. the
-    KL between the two models' distributions of whole completions when the samples are T's) and
-    ``tokens``. One forward of each model per micro-batch; the KL is reduced inside the micro-batch, so
-    the two B x T x V logit tensors live only for that micro-batch. Sums accumulate in float64.
-    """
+) -> tuple[dict, torch.Tensor]:
+    """``distance_from_base``'s figures and, from the same base forward, ``log B(y | x)`` per sequence
+    (float64, shape N: the sum over completion tokens, EOS included), which the free-energy gap and
+    ``base_loglik_of_successes`` need: one base pass over the store serves all three."""
     _check_batching(store, sequences_per_microbatch)
     modes = (trained.training, base.training)
     trained.eval()
     base.eval()
     sums = {"exact": 0.0, "k1": 0.0, "k3": 0.0}
     tokens = 0.0
+    logp_base_N = torch.zeros(len(store), dtype=torch.float64)
     try:
         for mb in microbatches(store, sequences_per_microbatch):
             mbd = mb.to(device)
@@ -78,10 +74,11 @@ def distance_from_base(
             for est in ("k1", "k3"):
                 sums[est] += float((kl_estimate(logp_t, logp_b, est).double() * mask).sum())
             tokens += float(mask.sum())
+            logp_base_N[mb.index_B] = (logp_b.double() * mask).sum(1).cpu()
     finally:
         trained.train(modes[0])
         base.train(modes[1])
-    return {
+    figures = {
         "kl_exact_per_token": sums["exact"] / tokens,
         "kl_k1_per_token": sums["k1"] / tokens,
         "kl_k3_per_token": sums["k3"] / tokens,
@@ -89,16 +86,34 @@ def distance_from_base(
         "kl_exact_per_sequence": sums["exact"] / len(store),
         "tokens": int(tokens),
     }
+    return figures, logp_base_N
+
+
+def distance_from_base(
+    trained, base, store: SequenceStore, *, sequences_per_microbatch: int = 128, device="cpu"
+) -> dict:
+    """Per-token ``KL(trained || base)`` over the completion tokens of ``store`` (samples of ``trained``).
+
+    Returns ``kl_exact_per_token``, ``kl_k1_per_token``, ``kl_k3_per_token`` (means over all completion
+    tokens), ``kl_exact_per_sequence`` (mean over sequences of each sequence's summed exact KL, i.e. the
+    KL between the two models' distributions of whole completions when the samples are T's) and
+    ``tokens``. One forward of each model per micro-batch; the KL is reduced inside the micro-batch, so
+    the two B x T x V logit tensors live only for that micro-batch. Sums accumulate in float64.
+    """
+    return distance_and_base_logp(
+        trained, base, store, sequences_per_microbatch=sequences_per_microbatch, device=device
+    )[0]
 
 
 @torch.no_grad()
-def base_loglik_of_successes(base, store: SequenceStore, *, sequences_per_microbatch: int = 128, device="cpu") -> dict:
+def base_loglik_of_successes(base, store: SequenceStore, *, sequences_per_microbatch: int = 128, device="cpu",
+                             logp_base_N: torch.Tensor | None = None) -> dict:
     """Base log-likelihood of the successful sequences of ``store`` (``columns['success'] == 1``).
 
     Returns ``n`` (successful sequences), ``tokens``, ``base_logp_per_token`` (mean over their
     completion tokens), ``base_perplexity_per_token = exp(-base_logp_per_token)`` and
     ``base_logp_per_sequence`` (mean over sequences of ``log B(y | x)``); the last three are None when
-    there is no success.
+    there is no success. ``logp_base_N`` (from ``distance_and_base_logp``) saves the base pass.
     """
     if "success" not in store.columns:
         raise ValueError("the store has no 'success' column (use sample_and_score, or pass success=...)")
@@ -116,9 +131,12 @@ def base_loglik_of_successes(base, store: SequenceStore, *, sequences_per_microb
     tokens = wins.completion_tokens()
     if tokens == 0:
         return none | {"n": len(wins)}
-    mbs = microbatches(wins, sequences_per_microbatch)
-    # teacher_forced_logp zeroes prompt and padding positions; sum per sequence in float64
-    logp_N = teacher_forced_logp(base, mbs, len(wins), wins.ids_NL.shape[1], device).double().sum(1)
+    if logp_base_N is not None:
+        logp_N = logp_base_N[index].double()
+    else:
+        mbs = microbatches(wins, sequences_per_microbatch)
+        # teacher_forced_logp zeroes prompt and padding positions; sum per sequence in float64
+        logp_N = teacher_forced_logp(base, mbs, len(wins), wins.ids_NL.shape[1], device).double().sum(1)
     total = float(logp_N.sum())
     logp_per_token = total / tokens
     return {

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import torch
-
 from reweightlab.math import mean_pass_at_k
-from reweightlab.rollout import HFRolloutEngine
-from reweightlab.train.data import sample_and_score
+from reweightlab.probe.sampling import sample_counts
 
 
 def default_ks(n: int) -> list[int]:
@@ -46,29 +43,21 @@ def evaluate_passk(
     ks: list[int] | None = None, max_new_tokens: int = 24, seed: int = 1234, progress: bool = False,
     max_batch_sequences: int = 512,
 ) -> PassKResult:
-    """Sample `samples_per_prompt` completions per held-out prompt at temperature 1; count successes."""
-    import time
+    """Sample `samples_per_prompt` completions per held-out prompt at temperature 1; count successes.
 
+    The probe's sampler (one chunk: every sample drawn with `seed`), keeping only the counts."""
     ks = ks or default_ks(samples_per_prompt)
     if max(ks) > samples_per_prompt:
         raise ValueError(f"largest k ({max(ks)}) exceeds samples per prompt ({samples_per_prompt})")
     problems = task.problems(variant, split, n_prompts, seed)
-    engine = HFRolloutEngine(
-        model, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-        max_batch_sequences=max_batch_sequences,
+    s = sample_counts(
+        model, tokenizer, task, problems, n=samples_per_prompt, keep_per_prompt=1, max_new_tokens=max_new_tokens,
+        seed=seed, chunk_sequences=len(problems) * samples_per_prompt, max_batch_sequences=max_batch_sequences,
+        progress=progress,
     )
-    t0 = time.perf_counter()
-    scored = sample_and_score(
-        engine, task, problems, tokenizer, samples_per_prompt=samples_per_prompt,
-        max_new_tokens=max_new_tokens, seed=seed, progress=progress,
-    )
-    dt = time.perf_counter() - t0
-    c_P = scored.success_PG.sum(1).long()
-    n_P = torch.full_like(c_P, samples_per_prompt)
-    tokens = int(scored.rollout.completion_mask_NT.sum())
     return PassKResult(
         variant=variant, split=split, n_prompts=len(problems), samples_per_prompt=samples_per_prompt,
-        pass_at_k={int(k): float(v) for k, v in mean_pass_at_k(n_P, c_P, ks).items()},
-        mean_reward=float(scored.rewards_PG.mean()), n_P=n_P.tolist(), c_P=c_P.tolist(),
-        prompt_ids=[p.id for p in problems], sample_tokens_per_s=tokens / dt,
+        pass_at_k={int(k): float(v) for k, v in mean_pass_at_k(s.n_P, s.c_P, ks).items()},
+        mean_reward=float(s.rewards_PN.mean()), n_P=s.n_P.tolist(), c_P=s.c_P.tolist(),
+        prompt_ids=[p.id for p in problems], sample_tokens_per_s=s.completion_tokens / s.seconds,
     )

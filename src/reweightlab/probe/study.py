@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from reweightlab.math.freeenergy import free_energy_from_samples, optimal_free_energy_from_samples
-from reweightlab.probe.distance import base_loglik_of_successes, distance_from_base
+from reweightlab.probe.distance import base_loglik_of_successes, distance_and_base_logp
 from reweightlab.probe.elicitation import compare_to_base
 from reweightlab.probe.evaluate import default_ks
 from reweightlab.probe.passk_stats import bootstrap_passk, crossover_k
@@ -191,14 +191,18 @@ def _model_summary(m: dict, settings: ProbeSettings, primary: str) -> dict:
     return out
 
 
-def free_energy(trained, base, base_probe: dict, trained_probe: dict, settings: ProbeSettings) -> dict:
-    """F_beta[T] from T's kept samples, F* from all the base's samples, per prompt (SPEC 1)."""
+def free_energy(trained, base, base_probe: dict, trained_probe: dict, settings: ProbeSettings,
+                logp_base_N: torch.Tensor | None = None) -> dict:
+    """F_beta[T] from T's kept samples, F* from all the base's samples, per prompt (SPEC 1).
+
+    ``logp_base_N``: log B of each kept sample, when a pass over them already computed it."""
     kept = trained_probe["samples"].kept
     P, G = len(base_probe["samples"].n_P), trained_probe["samples"].keep_per_prompt
     logp_T_PG = kept.columns["logp_sampler"].double().sum(1).view(P, G)
-    mbs = microbatches(kept, 256)
-    logp_B_PG = teacher_forced_logp(base, mbs, len(kept), kept.ids_NL.shape[1], settings.device).double()
-    logp_B_PG = logp_B_PG.sum(1).view(P, G)
+    if logp_base_N is None:
+        mbs = microbatches(kept, 256)
+        logp_base_N = teacher_forced_logp(base, mbs, len(kept), kept.ids_NL.shape[1], settings.device).sum(1)
+    logp_B_PG = logp_base_N.double().view(P, G)
     energy_PG = -kept.columns["reward"].double().view(P, G)
     F_P = free_energy_from_samples(energy_PG, logp_T_PG, logp_B_PG, settings.beta)
     return _gap_summary(F_P, base_probe, settings)
@@ -227,9 +231,10 @@ def compare(trained, base, base_probe: dict, trained_probe: dict, settings: Prob
     facts = [{"regimes": p[f"regimes_{primary}"], "p_P": p["samples"].p_P, "c_P": p["samples"].c_P}
              for p in (base_probe, trained_probe)]
     out = {"crossover_k": kstar} | compare_to_base(*facts)
-    out["distance"] = distance_from_base(trained, base, st.kept, device=settings.device)
-    out["base_loglik_of_successes"] = base_loglik_of_successes(base, st.kept, device=settings.device)
-    out["free_energy"] = free_energy(trained, base, base_probe, trained_probe, settings)
+    # one base pass over T's kept samples gives the KL, the base likelihood of successes and log B for F
+    out["distance"], logp_base_N = distance_and_base_logp(trained, base, st.kept, device=settings.device)
+    out["base_loglik_of_successes"] = base_loglik_of_successes(base, st.kept, logp_base_N=logp_base_N)
+    out["free_energy"] = free_energy(trained, base, base_probe, trained_probe, settings, logp_base_N)
     return out
 
 
