@@ -79,20 +79,21 @@ class SequenceStore:
         return int((self.total_len_N - self.prompt_len_N).sum())
 
     @classmethod
-    def concat(cls, stores: list[SequenceStore], pad_id: int) -> SequenceStore:
-        """Stores one after the other, right-padded to the longest; they must share column names."""
+    def concat(cls, stores: list[SequenceStore], pad_id: int, width: int = 0) -> SequenceStore:
+        """Stores one after the other, right-padded to the longest (or to ``width`` if wider); they must
+        share column names."""
         if not stores:
             raise ValueError("no stores to concatenate")
         names = set(stores[0].columns)
         if any(set(s.columns) != names for s in stores):
             raise ValueError(f"stores differ in columns: {[sorted(s.columns) for s in stores]}")
-        L = max(s.ids_NL.shape[1] for s in stores)
+        L = max(width, *(s.ids_NL.shape[1] for s in stores))
 
         def pad(x: torch.Tensor, width: int, value) -> torch.Tensor:
             return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
 
         cols = {}
-        for k in names:
+        for k in stores[0].columns:  # the first store's order, not the set's (hash-seeded, per process)
             per_seq = stores[0].columns[k].dim() == 1
             cols[k] = torch.cat([s.columns[k] if per_seq else pad(s.columns[k], L - 1, 0.0) for s in stores])
         return cls(

@@ -210,18 +210,11 @@ def gather_store(store: SequenceStore, dist, pad_id: int) -> SequenceStore:
     from reweightlab.train.distributed import gather_rows
 
     L = int(dist.all_gather_cat(torch.tensor([store.ids_NL.shape[1]])).max())
-    if store.ids_NL.shape[1] < L:
-        store = _widen(store, L, pad_id)
-    cols = {k: gather_rows(dist, v) for k, v in store.columns.items()}
+    store = SequenceStore.concat([store], pad_id, width=L)  # every process's store as wide as the widest
+    # collectives must come in the same order on every process: gather the columns by sorted name
+    cols = {k: gather_rows(dist, store.columns[k]) for k in sorted(store.columns)}
     return SequenceStore(gather_rows(dist, store.ids_NL), gather_rows(dist, store.prompt_len_N),
                          gather_rows(dist, store.total_len_N), cols)
-
-
-def _widen(store: SequenceStore, L: int, pad_id: int) -> SequenceStore:
-    pad = torch.nn.functional.pad
-    cols = {k: v if v.dim() == 1 else pad(v, (0, L - 1 - v.shape[1])) for k, v in store.columns.items()}
-    return SequenceStore(pad(store.ids_NL, (0, L - store.ids_NL.shape[1]), value=pad_id), store.prompt_len_N,
-                         store.total_len_N, cols)
 
 
 def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
