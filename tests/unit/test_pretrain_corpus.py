@@ -20,3 +20,21 @@ def test_corpus_mix_matches_its_description():
     assert all(s in (5.0, -1.0, -2.0) for s in scores)  # always legal: the base learns the format
     ood_share = sum("J=11" in p for p in prompts) / len(prompts)
     assert abs(ood_share - (1 - spec.id_fraction)) < 0.05
+
+
+def test_no_test_value_multiset_reaches_the_corpus():
+    """A test hand shares its value multiset (hence its solution strings) with no pretraining hand."""
+    from reweightlab.tasks.generalpoints import card_values, value_split
+
+    spec = PretrainSpec(steps=10, sequences_per_step=100, pool_hands=300)
+    prompts, _, _ = build_corpus(spec, progress=False)
+    gp = get_task("generalpoints")
+    test = {tuple(sorted(p.values)) for v in ("id", "ood") for p in gp.problems(v, "test", 100, 0)}
+    corpus = set()
+    for prompt in prompts:
+        cards, rule_text, _ = prompt.split("|")
+        rule = "ood" if "J=11" in rule_text else "id"
+        corpus.add(tuple(sorted(card_values(cards.split(), rule))))
+    assert len(corpus) > 100 and len(test) == 200
+    assert not corpus & test
+    assert all(value_split(v) == "train" for v in corpus)

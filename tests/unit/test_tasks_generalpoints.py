@@ -18,6 +18,7 @@ from reweightlab.tasks.generalpoints import (
     card_values,
     evaluate,
     hand_split,
+    value_split,
     random_expression,
     render_prompt,
     solve,
@@ -52,10 +53,13 @@ def test_prompt_format():
 # ---------------------------------------------------------------- dealing and splits
 
 
+SIZES = {"train": 200, "test": 100}
+
+
 @pytest.fixture(scope="module")
-def dealt():
+def dealt():  # noqa: D103
     gp = GeneralPoints()
-    return {(v, s): gp.problems(v, s, 200, seed=7) for v in ("id", "ood") for s in ("train", "test")}
+    return {(v, s): gp.problems(v, s, SIZES[s], seed=7) for v in ("id", "ood") for s in ("train", "test")}
 
 
 def test_dealing_is_deterministic_and_prefix_stable(dealt):
@@ -69,8 +73,8 @@ def test_dealing_is_deterministic_and_prefix_stable(dealt):
 
 def test_dealt_problems_are_well_formed(dealt):
     for (variant, split), probs in dealt.items():
-        assert len(probs) == 200
-        assert len({p.cards for p in probs}) == 200  # distinct hands as dealt
+        assert len(probs) == SIZES[split]
+        assert len({p.cards for p in probs}) == SIZES[split]  # distinct hands as dealt
         for i, p in enumerate(probs):
             assert isinstance(p, Problem)
             assert p.id == f"gp-{variant}-{split}-7-{i}"
@@ -79,7 +83,7 @@ def test_dealt_problems_are_well_formed(dealt):
             assert p.prompt == render_prompt(p.cards, variant, 24)
             assert p.prompt.isascii()
             assert len(p.cards) == 4 and max(Counter(p.cards).values()) <= 4
-            assert hand_split(p.cards) == split
+            assert hand_split(p.cards, variant) == split == value_split(p.values)
 
 
 def test_every_dealt_hand_is_solvable(dealt):
@@ -106,16 +110,27 @@ def test_train_and_test_are_disjoint(dealt):
     def multisets(split, key):
         return {tuple(sorted(key(p))) for v in ("id", "ood") for p in dealt[(v, split)]}
 
-    train_ranks = multisets("train", lambda p: p.cards)
-    test_ranks = multisets("test", lambda p: p.cards)
-    assert train_ranks and test_ranks and not train_ranks & test_ranks
+    train_values = multisets("train", lambda p: p.values)
+    test_values = multisets("test", lambda p: p.values)
+    assert train_values and test_values and not train_values & test_values
+    # test hands are distinct as value multisets (no two test prompts share their solutions)
+    for v in ("id", "ood"):
+        assert len({tuple(sorted(p.values)) for p in dealt[(v, "test")]}) == len(dealt[(v, "test")])
+
+
+def test_test_split_is_bounded_by_its_value_multisets():
+    gp = GeneralPoints()
+    with pytest.raises(ValueError, match="solvable id/test distinct value multisets"):
+        gp.problems("id", "test", 126, 0)  # 125 solvable ID test multisets exist at target 24
 
 
 def test_about_a_fifth_of_hands_are_test():
-    hands = list(itertools.combinations_with_replacement(RANKS, 4))
-    share = sum(hand_split(h) == "test" for h in hands) / len(hands)
+    multisets = list(itertools.combinations_with_replacement(range(1, 14), 4))
+    share = sum(value_split(v) == "test" for v in multisets) / len(multisets)
     assert 0.1 < share < 0.3
-    assert hand_split(("K", "5", "A", "8")) == hand_split(("A", "8", "K", "5"))
+    assert hand_split(("K", "5", "A", "8"), "ood") == hand_split(("A", "8", "K", "5"), "ood")
+    # under the ID rule J, Q, K and 10 are one value: the hands share a split
+    assert hand_split(("J", "5", "A", "8"), "id") == hand_split(("10", "8", "K", "5"), "id") == value_split((1, 5, 8, 10))
 
 
 def test_problems_rejects_bad_arguments():

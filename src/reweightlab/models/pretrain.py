@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from reweightlab.models.embedded import EmbeddedSpec, build_char_tokenizer, build_embedded_model
 
-CORPUS_VERSION = 2  # 2: GeneralPoints splits by rank multiset
+CORPUS_VERSION = 3  # 3: GeneralPoints splits by value multiset (2: by rank multiset)
 
 
 @dataclass(frozen=True)

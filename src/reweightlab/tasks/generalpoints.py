@@ -42,6 +42,7 @@ __all__ = [
     "evaluate",
     "expression_prefix_feasible",
     "hand_split",
+    "value_split",
     "random_expression",
     "render_prompt",
     "solvable",
@@ -92,19 +93,24 @@ def render_prompt(cards: Sequence[str], rule: str, target: int = 24) -> str:
     return f"{' '.join(cards)}|{RULE_TEXT[rule]}|{target}:"
 
 
-def hand_split(cards: Sequence[str]) -> str:
-    """'train' or 'test', from a stable hash of the hand's rank multiset (order does not matter).
+def value_split(values: Sequence[int]) -> str:
+    """'train' or 'test', from a stable hash of a hand's *value* multiset (order does not matter).
 
-    Our choice: train and test never share a hand (as a multiset of ranks) under either rule. We do
-    not also hold out whole *value* multisets: with J, Q, K all worth 10 there are only 715 of them,
-    and the generalisation this task measures is the rule change (SPEC 4.1), not arithmetic on value
-    sets never seen. Holding them out left the embedded base at pass@1 ~0.015 on test hands
-    against ~0.22 on training hands, too weak a reference for post-training to reweight.
+    Completions are written over values, so two hands with one value multiset share every solution
+    string: a test hand must share its value multiset with no training hand (pretraining or
+    post-training), or its "held-out" success could be recall. ID hands (values 1-10) and OOD hands
+    (at least one of 11-13) never share a value multiset, so one hash splits both rules. About a fifth
+    of the multisets are test: 125 solvable ID and 174 solvable OOD multisets at target 24.
     sha256, not hash(): Python's string hash changes from process to process.
     """
-    key = ",".join(sorted(cards, key=RANKS.index))
-    digest = hashlib.sha256(f"generalpoints-split|{key}".encode()).digest()
+    key = ",".join(str(v) for v in sorted(values))
+    digest = hashlib.sha256(f"generalpoints-values|{key}".encode()).digest()
     return "test" if int.from_bytes(digest[:8], "big") < TEST_FRACTION * 2**64 else "train"
+
+
+def hand_split(cards: Sequence[str], rule: str) -> str:
+    """The split of a hand under ``rule``: that of its value multiset (``value_split``)."""
+    return value_split(card_values(cards, rule))
 
 
 def _derive_seed(*parts: object) -> int:
@@ -243,8 +249,11 @@ class GeneralPoints:
         return f"GeneralPoints(target={self.target})"
 
     def problems(self, variant: str, split: str, n: int, seed: int) -> list[Problem]:
-        """``n`` distinct solvable hands (distinct as dealt, in order) of one rule and split.
+        """``n`` solvable hands of one rule and split, in dealing order.
 
+        Training hands are distinct as dealt; test hands are distinct as value multisets, so no two
+        test prompts share their solutions (prompts are the resampling unit of every interval) and
+        a request for more test hands than there are solvable test multisets is an error.
         Deterministic in (variant, split, n, seed, target); a larger ``n`` extends a smaller one.
         """
         _check_rule(variant)
@@ -254,7 +263,7 @@ class GeneralPoints:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         rng = random.Random(_derive_seed("generalpoints", variant, split, seed))
         out: list[Problem] = []
-        seen: set[tuple[str, ...]] = set()
+        seen: set[tuple] = set()
         # Each try accepts with probability well above 1/10 until distinct hands run short; the cap
         # turns an impossible request (say, more distinct hands than exist) into an error, not a hang.
         max_deals = 10_000 + 1_000 * n
@@ -262,23 +271,26 @@ class GeneralPoints:
             if len(out) == n:
                 return out
             cards = _deal(rng, variant)
-            if cards in seen or hand_split(cards) != split:
-                continue
             values = card_values(cards, variant)
+            key = tuple(sorted(values)) if split == "test" else cards
+            if key in seen or value_split(values) != split:
+                continue
             if not solvable(values, self.target):
                 continue
-            seen.add(cards)
+            seen.add(key)
             out.append(self._problem(f"gp-{variant}-{split}-{seed}-{len(out)}", cards, variant, split))
         if len(out) == n:
             return out
-        raise RuntimeError(f"found only {len(out)} of {n} {variant}/{split} hands in {max_deals} deals")
+        what = "distinct value multisets" if split == "test" else "distinct hands"
+        raise ValueError(f"GeneralPoints has only {len(out)} solvable {variant}/{split} {what} at target "
+                         f"{self.target} (found in {max_deals} deals); {n} were asked for")
 
     def problem(self, cards: Sequence[str], variant: str, id: str | None = None) -> Problem:
         """A problem for a given hand (its split from ``hand_split``); for tests and hand-made probes."""
         cards = tuple(cards)
         _check_rule(variant)
         card_values(cards, variant)  # validates the cards
-        split = hand_split(cards)
+        split = hand_split(cards, variant)
         return self._problem(id or f"gp-{variant}-{split}-{'-'.join(cards)}", cards, variant, split)
 
     def _problem(self, id: str, cards: tuple[str, ...], variant: str, split: str) -> Problem:
