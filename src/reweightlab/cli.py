@@ -62,6 +62,16 @@ def _ks(text: str) -> tuple[int, ...]:
     return ks
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        xs = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.1,1,3; got {text!r}") from None
+    if not xs:
+        raise argparse.ArgumentTypeError("the list is empty")
+    return xs
+
+
 def _cmd_probe(args) -> None:
     from datetime import datetime
     from pathlib import Path
@@ -83,8 +93,10 @@ def _cmd_probe(args) -> None:
         success_threshold=args.success_threshold, chat_template=args.chat_template, variant=args.split,
         prompt_split=args.prompts,
         num_prompts=args.num_prompts, n=args.n,
-        ks=args.k or (), thresholds=thresholds, search=search, beta=args.beta, max_new_tokens=args.max_new_tokens,
-        seed=args.seed, keep_per_prompt=min(args.keep, args.n), chunk_sequences=args.chunk, device=args.device,
+        ks=args.k or (), thresholds=thresholds, estimator=args.estimator, search=search, beta=args.beta,
+        betas=tuple(args.betas) if args.betas is not None else ProbeSettings.betas,
+        max_new_tokens=args.max_new_tokens, seed=args.seed, keep_per_prompt=min(args.keep, args.n),
+        keep_samples=args.keep_samples, chunk_sequences=args.chunk, bootstrap=args.bootstrap, device=args.device,
     )
     out = Path(args.out) if args.out else Path("runs") / f"probe-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     run_probe(args.base, parse_trained(args.trained), settings, out, progress=not args.no_progress)
@@ -142,14 +154,29 @@ def build_parser() -> argparse.ArgumentParser:
                          "prompt/completion strings too (always)")
     pr.add_argument("--split", default="id", help="the task variant (GeneralPoints: id or ood rule)")
     pr.add_argument("--prompts", default="test", choices=("test", "train"), help="held-out (test) or training prompts")
-    pr.add_argument("--num-prompts", type=int, default=128)
+    pr.add_argument("--num-prompts", type=int, default=100,
+                    help="prompts probed (GeneralPoints test hands are distinct value multisets: at most 125 ID, "
+                         "174 OOD)")
     pr.add_argument("--n", type=int, default=256, help="samples per prompt (temperature 1)")
     pr.add_argument("--k", type=_ks, default=None, help="pass@k at these k, e.g. 1,2,4,8 (default: powers of 2 to n)")
-    pr.add_argument("--budget-k", type=int, default=256, help="regime budget K (p_budget = ln(1/delta)/K)")
+    pr.add_argument("--budget-k", type=int, default=256,
+                    help="regime budget K, at most n (p_budget = ln(1/delta)/K): the base's regimes come from K "
+                         "samples of their own seed, a trained model's from the first K of its n samples")
+    pr.add_argument("--estimator", default="sampling", choices=("sampling", "likelihood"),
+                    help="whose regimes split the gains: sampled successes in K samples, or p_known (tasks that "
+                         "list their solutions)")
     pr.add_argument("--theta-basin", type=float, default=0.1, help="p(x) from which a prompt is basin")
     pr.add_argument("--delta", type=float, default=0.05, help="miss probability allowed at p_budget")
-    pr.add_argument("--floor", type=float, default=1e-12, help="likelihood below which a solution is unreachable")
-    pr.add_argument("--beta", type=float, default=1.0, help="free-energy temperature (energy = -reward)")
+    pr.add_argument("--floor", type=float, default=1e-12,
+                    help="a singularity is 'improbable' if a known solution has likelihood above this, "
+                         "else 'unreachable'")
+    pr.add_argument("--beta", type=float, default=1.0, help="free-energy temperature of the headline figures")
+    pr.add_argument("--betas", type=_floats, default=None, metavar="B1,B2,...",
+                    help="further temperatures of the free-energy sweep (default 0.1,0.3,3; each trained model's "
+                         "training kl_beta is added)")
+    pr.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the prompts per interval")
+    pr.add_argument("--keep-samples", action="store_true",
+                    help="write every sampled completion (text, reward, reason, sampler log-prob) to samples/*.jsonl")
     pr.add_argument("--no-search", action="store_true", help="skip the verifier-guided search")
     pr.add_argument("--search-beams", type=int, default=32, help="search: prefixes kept per prompt")
     pr.add_argument("--search-expand", type=int, default=8, help="search: next tokens tried per prefix")

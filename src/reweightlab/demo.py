@@ -1,8 +1,10 @@
 """`reweightlab demo`: the whole idea on the embedded model, in one command.
 
 pretrain (or reuse the cache) -> sample the base once -> post-train with every method on an equal
-budget -> probe base and every model in and out of distribution (pass@k, regimes, elicitation vs
-creation, KL to the base, free-energy gap) -> summary.json, probe-id/, probe-ood/ + a table.
+budget, each with several training seeds -> probe base and every trained model in and out of
+distribution (pass@k, regimes, elicitation vs creation, support change, KL to the base, free-energy
+gap; every difference with a paired interval over prompts) -> the spread of each figure across seeds
+-> summary.json, probe-id/, probe-ood/, report.html + a table.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from reweightlab.config import config_from_dict
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded
 from reweightlab.probe.command import run_probe
+from reweightlab.probe.intervals import across_seeds
 from reweightlab.probe.regimes import RegimeThresholds
 from reweightlab.probe.search import SearchBudget
 from reweightlab.probe.study import ProbeSettings
@@ -44,9 +47,10 @@ class DemoBudget:
     rl_samples_per_prompt: int
     offline_lr: float
     rl_lr: float
-    eval_prompts: int  # held-out prompts probed per rule
+    eval_prompts: int  # held-out prompts probed per rule (test hands: distinct value multisets)
     eval_samples: int  # samples per prompt in the probe; also the regime budget K
     search: SearchBudget
+    train_seeds: tuple[int, ...] = (0, 1, 2)  # every method is trained once per seed
 
     @property
     def rl_steps(self) -> int:
@@ -59,22 +63,28 @@ class DemoBudget:
 
 
 DEFAULT_BUDGET = DemoBudget(
-    pretrain=PretrainSpec(), num_prompts=512, base_samples_per_prompt=16, offline_steps=150,
+    pretrain=PretrainSpec(), num_prompts=512, base_samples_per_prompt=16, offline_steps=100,
     offline_sequences_per_step=64, rl_prompts_per_step=16, rl_samples_per_prompt=8,
-    offline_lr=3e-4, rl_lr=3e-4, eval_prompts=128, eval_samples=128,
-    search=SearchBudget(),
+    offline_lr=3e-4, rl_lr=3e-4, eval_prompts=96, eval_samples=128,
+    search=SearchBudget(beam_width=16, expand_top=8),
 )
 QUICK_BUDGET = DemoBudget(
     pretrain=QUICK_SPEC, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
     offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4,
     offline_lr=3e-4, rl_lr=3e-4, eval_prompts=16, eval_samples=32,
-    search=SearchBudget(beam_width=4, expand_top=4),
+    search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1),
 )
+RL_KL_BETA = 0.05
+
+
+def run_label(method: str, seed: int) -> str:
+    """A trained model's name in the probe and the summary: ``<method>-s<seed>``."""
+    return f"{method}-s{seed}"
 
 
 def method_config(method: str, budget: DemoBudget, base: str, out: Path, seed: int) -> dict:
     raw = {
-        "method": method, "output_dir": str(out / method), "seed": seed,
+        "method": method, "output_dir": str(out / run_label(method, seed)), "seed": seed,
         "model": {"path": base},
         "data": {"task": "generalpoints", "variant": "id", "num_prompts": budget.num_prompts},
         "optim": {"lr": budget.offline_lr, "sequences_per_microbatch": 128},
@@ -82,7 +92,7 @@ def method_config(method: str, budget: DemoBudget, base: str, out: Path, seed: i
     if method in ("grpo", "rloo"):
         raw["optim"].update(lr=budget.rl_lr, steps=budget.rl_steps)
         raw["rl"] = {"prompts_per_step": budget.rl_prompts_per_step,
-                     "samples_per_prompt": budget.rl_samples_per_prompt, "kl_beta": 0.05}
+                     "samples_per_prompt": budget.rl_samples_per_prompt, "kl_beta": RL_KL_BETA}
     else:
         raw["optim"].update(steps=budget.offline_steps, sequences_per_step=budget.offline_sequences_per_step)
     if method == "sft_q":
@@ -103,7 +113,7 @@ def run_demo(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 
     task = get_task("generalpoints")
     summary = {"budget": {**budget.__dict__, "pretrain": budget.pretrain.key(), "search": budget.search.to_dict(),
                           "rl_steps": budget.rl_steps, "sequences_per_method": budget.sequences},
-               "base_model": base, "quick": quick, "seed": seed, "methods": {}}
+               "base_model": base, "quick": quick, "seed": seed, "methods": {}, "labels": {}}
 
     log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
     base_samples = _sample_base(base, task, budget, seed, progress)
@@ -111,14 +121,20 @@ def run_demo(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 
 
     models = {"base": base}
     for method in DEMO_METHODS:
-        cfg = config_from_dict(method_config(method, budget, base, out, seed))
-        t0 = time.perf_counter()
-        run_dir = train(cfg, progress=progress, base_samples=base_samples.select(torch.arange(len(base_samples))),
-                        log=log)
-        summary["methods"][method] = {"run_dir": str(run_dir), "train_seconds": round(time.perf_counter() - t0, 1)}
-        models[method] = str(run_dir / "final")
+        summary["methods"][method] = {"seeds": {}}
+        for train_seed in budget.train_seeds:
+            label = run_label(method, seed + train_seed)
+            cfg = config_from_dict(method_config(method, budget, base, out, seed + train_seed))
+            t0 = time.perf_counter()
+            run_dir = train(cfg, progress=progress, log=log,
+                            base_samples=base_samples.select(torch.arange(len(base_samples))))
+            summary["methods"][method]["seeds"][str(seed + train_seed)] = {
+                "label": label, "run_dir": str(run_dir), "train_seconds": round(time.perf_counter() - t0, 1)}
+            summary["labels"][label] = {"method": method, "seed": seed + train_seed}
+            models[label] = str(run_dir / "final")
 
     summary["eval"], summary["probe"] = _probe_all(models, budget, seed, progress, out, log)
+    summary["across_seeds"] = spread_across_seeds(summary)
     summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     log(format_table(summary))
@@ -137,9 +153,27 @@ def _sample_base(base: str, task, budget: DemoBudget, seed: int, progress: bool)
                             max_new_tokens=24, seed=seed, progress=progress).store
 
 
+SEED_FIGURES = ("pass1", "delta_pass1", "crossover_k", "elicitation", "creation", "support_E", "support_S",
+                "NSCR", "kl_to_base_per_token", "free_energy_gap")
+
+
+def _vs_base_figures(v: dict, beta: str) -> dict:
+    """The interval-backed comparisons of one trained model that the summary and the report show."""
+    sp, fe = v["support_prompts"], v["free_energy"][beta]
+    return {
+        "delta_pass1": v["delta_pass_at_k"]["1"], "crossover_k": v["crossover_k"],
+        "elicitation": v["pass1_gain"]["elicitation"], "creation": v["pass1_gain"]["creation"],
+        "support_E": sp["E"], "support_S": sp["S"], "NSCR": sp["NSCR"], "SRR": sp["SRR"], "NDR": sp["NDR"],
+        "kl_to_base_per_token": v["distance"]["reverse"]["kl_exact_per_token"],
+        "kl_base_to_model_per_token": v["distance"]["forward"]["kl_exact_per_token"],
+        "free_energy_gap": fe["gap"], "free_energy_gap_minus_base": fe["gap_minus_base"],
+        "free_energy_within": fe["within"],
+    }
+
+
 def _probe_all(models: dict, budget: DemoBudget, seed: int, progress: bool, out: Path, log) -> tuple[dict, dict]:
-    """`reweightlab probe` on the base and every trained model, once per rule; the per-model pass@k
-    figures go into summary['eval'], the comparisons with the base into summary['probe']."""
+    """`reweightlab probe` on the base and every trained model, once per rule; the per-model figures
+    go into summary['eval'], each with its comparison against the base (intervals over prompts)."""
     results: dict = {name: {} for name in models}
     probe: dict = {}
     trained = {name: path for name, path in models.items() if name != "base"}
@@ -147,52 +181,75 @@ def _probe_all(models: dict, budget: DemoBudget, seed: int, progress: bool, out:
         settings = ProbeSettings(
             task="generalpoints", variant=variant, num_prompts=budget.eval_prompts, n=budget.eval_samples,
             thresholds=RegimeThresholds(budget_K=budget.eval_samples), search=budget.search, seed=seed + 7919,
+            betas=(RL_KL_BETA, 0.3, 3.0),
         )
         p = run_probe(models["base"], trained, settings, out / f"probe-{variant}", progress=progress,
                       log=lambda *_: None)
+        beta = f"{settings.beta:g}"
         for name, m in p["per_model"].items():
             results[name][variant] = {k: m[k] for k in ("pass_at_k", "pass_at_k_ci95", "mean_reward",
-                                                         "sample_tokens_per_s", "regimes")}
+                                                         "sample_tokens_per_s", "regimes", "diversity")}
             if name != "base":
-                v = p["vs_base"][name]
-                results[name][variant] |= {
-                    "crossover_k_vs_base": v["crossover_k"],
-                    "elicitation": v["pass1_gain"]["elicitation"], "creation": v["pass1_gain"]["creation"],
-                    "support_lost": v["support_shrinkage"]["lost"],
-                    "kl_to_base_per_token": v["distance"]["kl_exact_per_token"],
-                    "free_energy_gap": v["free_energy"]["mean_gap"],
-                }
+                results[name][variant] |= _vs_base_figures(p["vs_base"][name], beta)
             else:
-                results[name][variant]["free_energy_gap"] = m["free_energy"]["mean_gap"]
-        probe[variant] = {"dir": f"probe-{variant}", "seconds": p["seconds"], "estimator": p["estimator"]}
+                results[name][variant]["free_energy_gap"] = m["free_energy"][beta]["gap"]
+        probe[variant] = {"dir": f"probe-{variant}", "seconds": p["seconds"], "estimator": p["estimator"],
+                          "beta": settings.beta}
         log(f"probed {len(models)} models ({variant.upper()} rule) in {p['seconds']:.0f} s")
     return results, probe
+
+
+def _value(x):
+    return x.get("value") if isinstance(x, dict) else x
+
+
+def spread_across_seeds(summary: dict) -> dict:
+    """Per method and rule, each figure's mean, std, min and max over the training seeds."""
+    out = {}
+    for method, info in summary["methods"].items():
+        labels = [s["label"] for s in info["seeds"].values()]
+        out[method] = {}
+        for variant in ("id", "ood"):
+            rows = [summary["eval"][label][variant] for label in labels]
+            figs = {"pass1": [r["pass_at_k"]["1"] for r in rows]}
+            figs |= {f: [_value(r.get(f)) for r in rows] for f in SEED_FIGURES if f != "pass1"}
+            out[method][variant] = {f: across_seeds(v) for f, v in figs.items()}
+    return out
 
 
 def _cell(x, spec: str, width: int) -> str:
     return f"{'-' if x is None else format(x, spec):>{width}}"
 
 
+def _pm(spread: dict, spec: str, width: int) -> str:
+    if spread["mean"] is None:
+        return f"{'-':>{width}}"
+    sd = "" if spread["std"] is None else f"±{spread['std']:{spec.lstrip('+')}}"
+    return f"{format(spread['mean'], spec) + sd:>{width}}"
+
+
 def format_table(summary: dict) -> str:
-    ev = summary["eval"]
+    """One row per method: each figure's mean ± std across its training seeds (ID rule, then OOD pass@1)."""
+    ev, spread = summary["eval"], summary["across_seeds"]
     kmax = max(int(k) for k in ev["base"]["id"]["pass_at_k"])
-    head = (f"{'model':<14}{'ID pass@1':>10}{f'ID pass@{kmax}':>12}{'ID k*':>7}{'elicit':>8}{'create':>8}"
-            f"{'KL/tok':>8}{'F gap':>7}{'OOD pass@1':>12}{f'OOD pass@{kmax}':>13}{'train s':>9}")
-    lines = [head, "-" * len(head)]
-    for name, r in ev.items():
-        i, o = r["id"], r["ood"]
-        t = summary["methods"].get(name, {}).get("train_seconds")
-        lines.append(
-            f"{name:<14}{i['pass_at_k']['1']:>10.3f}{i['pass_at_k'][str(kmax)]:>12.3f}"
-            + _cell(i.get("crossover_k_vs_base"), ".1f", 7) + _cell(i.get("elicitation"), "+.3f", 8)
-            + _cell(i.get("creation"), "+.3f", 8) + _cell(i.get("kl_to_base_per_token"), ".3f", 8)
-            + _cell(i.get("free_energy_gap"), ".2f", 7)
-            + f"{o['pass_at_k']['1']:>12.3f}{o['pass_at_k'][str(kmax)]:>13.3f}" + _cell(t, "", 9)
-        )
+    n_seeds = max(len(m["seeds"]) for m in summary["methods"].values())
+    head = (f"{'method':<13}{'ID pass@1':>14}{'Δpass@1':>15}{'k*':>13}{'elicit':>15}{'create':>15}{'E':>10}{'S':>10}"
+            f"{'KL/tok':>13}{'OOD pass@1':>14}")
+    b = ev["base"]
+    lines = [f"mean ± std over {n_seeds} training seeds; each seed's own 95% intervals over prompts are in "
+             "summary.json and the report", head, "-" * len(head),
+             f"{'base':<13}{b['id']['pass_at_k']['1']:>14.3f}{'':>15}{'':>13}{'':>15}{'':>15}{'':>10}{'':>10}"
+             f"{'':>13}{b['ood']['pass_at_k']['1']:>14.3f}"]
+    for method, by in spread.items():
+        i, o = by["id"], by["ood"]
+        lines.append(f"{method:<13}" + _pm(i["pass1"], ".3f", 14) + _pm(i["delta_pass1"], "+.3f", 15)
+                     + _pm(i["crossover_k"], ".1f", 13) + _pm(i["elicitation"], "+.3f", 15)
+                     + _pm(i["creation"], "+.3f", 15) + _pm(i["support_E"], ".1f", 10) + _pm(i["support_S"], ".1f", 10)
+                     + _pm(i["kl_to_base_per_token"], ".3f", 13) + _pm(o["pass1"], ".3f", 14))
     lines += [
         f"k*: the k at which the base catches up in distribution (- : not up to k={kmax}). elicit / create: the "
-        "ID pass@1 gain on prompts the base reached within budget / did not (they add up to the gain).",
-        "KL/tok: exact KL(model || base) per token on the model's samples. F gap: F_beta[model] - F* (beta=1); "
-        "the base row is the gap a perfect reweighting would close. Details: probe-id/, probe-ood/.",
+        "ID pass@1 gain on prompts the base reached within K samples / did not (they add up to Δpass@1).",
+        "E / S: prompts only the model / only the base reached within K samples. KL/tok: exact KL(model || base) per "
+        "token on the model's samples. Details: probe-id/, probe-ood/, report.html.",
     ]
     return "\n".join(lines)

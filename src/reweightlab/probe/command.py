@@ -11,10 +11,8 @@ from reweightlab.probe.study import (
     PROBE_VERSION,
     ProbeError,
     ProbeSettings,
-    _model_summary,
-    base_free_energy,
-    compare,
-    estimator_name,
+    SampleWriter,
+    model_summary,
     probe_model,
     prompt_rows,
     write_outputs,
@@ -94,9 +92,24 @@ def _check_out(out_dir: Path) -> None:
         raise ProbeError(f"--out {out_dir} exists and is not a folder")
 
 
+def training_beta(path: str | Path) -> float | None:
+    """The KL temperature a model was trained with, from its run folder's config.json (``<run>/final``
+    or ``<run>/step-*``): rl.kl_beta of an RL run with a KL penalty, else None. Only JSON is read."""
+    import json
+
+    cfg = Path(path).resolve().parent / "config.json"
+    try:
+        raw = json.loads(cfg.read_text())
+    except (OSError, ValueError):
+        return None
+    beta = (raw.get("rl") or {}).get("kl_beta") if raw.get("method") in ("grpo", "rloo", "reinforce") else None
+    return float(beta) if isinstance(beta, int | float) and beta > 0 else None
+
+
 def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_dir: str | Path, *,
               progress: bool = True, log=print) -> dict:
-    """Probe `base` and each trained model; write the two files into `out_dir`; return the summary."""
+    """Probe `base` and each trained model; write probe.json + probe_prompts.jsonl (and with
+    keep_samples, samples/*.jsonl) into `out_dir`; return the summary."""
     import torch
 
     torch.set_flush_denormal(True)
@@ -108,57 +121,114 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     tokenizer, models = _load(base, trained, settings.device)
     if hasattr(task, "use_tokenizer"):  # a data file's conversations render with the model's chat template
         task.use_tokenizer(tokenizer, chat_template=settings.chat_template)
-    problems = task.problems(settings.variant, settings.prompt_split, settings.num_prompts, settings.seed)
-    primary = estimator_name(settings, task.solutions(problems[0]) is not None)
+    try:
+        problems = task.problems(settings.variant, settings.prompt_split, settings.num_prompts, settings.seed)
+    except ValueError as exc:
+        raise ProbeError(str(exc)) from None
+    if settings.estimator == "likelihood" and task.solutions(problems[0]) is None:
+        raise ProbeError(f"estimator 'likelihood' needs a task that lists its solutions; {settings.task!r} does not "
+                         "(use --estimator sampling)")
+    train_betas = {label: training_beta(p) for label, p in trained.items()}
+    betas = settings.resolved_betas(tuple(b for b in train_betas.values() if b is not None))
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    probes = {}
-    for label, model in tqdm(models.items(), desc=f"probing ({settings.variant})", disable=not progress):
-        probes[label] = probe_model(model, tokenizer, task, problems, settings, label=label, progress=progress)
-    per_model = {label: _model_summary(m, settings, primary) for label, m in probes.items()}
-    base_gap = base_free_energy(probes["base"], settings)
-    gaps = {"base": base_gap.pop("gap_P")}
-    per_model["base"]["free_energy"] = base_gap
-    vs_base = {}
-    for label in trained:
-        vs_base[label] = compare(models[label], models["base"], probes["base"], probes[label], settings, primary)
-        gaps[label] = vs_base[label]["free_energy"].pop("gap_P")
-    summary = {
-        "version": PROBE_VERSION, "task": settings.task, "variant": settings.variant,
-        "prompt_split": settings.prompt_split, "num_prompts": len(problems), "estimator": primary,
-        "settings": settings.to_dict(), "models": {"base": str(base)} | {k: str(v) for k, v in trained.items()},
-        "per_model": per_model, "vs_base": vs_base, "seconds": round(time.perf_counter() - t_start, 1),
-    }
-    write_outputs(out_dir, summary, prompt_rows(problems, probes, gaps, primary))
+    writer = SampleWriter(out_dir / "samples", problems) if settings.keep_samples else None
+    try:
+        probes = {}
+        for i, (label, model) in enumerate(tqdm(models.items(), desc=f"probing ({settings.variant})",
+                                                disable=not progress)):
+            probes[label] = probe_model(model, tokenizer, task, problems, settings, label=label, index=i,
+                                        progress=progress, recorder=writer)
+        summary, rows = _summarise(base, trained, settings, task, problems, models, probes, betas, train_betas)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    summary["seconds"] = round(time.perf_counter() - t_start, 1)
+    if writer is not None:
+        summary["samples_files"] = [str(p.relative_to(out_dir)) for p in writer.finish()]
+    write_outputs(out_dir, summary, rows)
     log(format_probe_table(summary))
     log(f"wrote {out_dir / 'probe.json'} and {out_dir / 'probe_prompts.jsonl'}")
     return summary
+
+
+def _summarise(base, trained, settings, task, problems, models, probes, betas, train_betas):
+    """probe.json's content and the per-prompt rows from the per-model probes."""
+    from reweightlab.probe.compare import compare, gap_figures
+    from reweightlab.probe.gap import reward_classes
+    from reweightlab.probe.intervals import Resamples
+
+    classes_C = reward_classes(*(m.samples.rewards_PN for m in probes.values()))
+    success = float(getattr(task, "success_score", 1.0))
+    per_model = {label: model_summary(m, settings) for label, m in probes.items()}
+    rs = Resamples(len(problems), settings.bootstrap, seed=settings.seed)
+    per_model["base"]["free_energy"], base_gaps = gap_figures(probes["base"], None, None, betas, success, rs,
+                                                              classes_C)
+    gaps = {"base": base_gaps[settings.beta]}
+    vs_base = {}
+    for label in trained:
+        vs_base[label], gaps[label] = compare(models[label], models["base"], probes["base"], probes[label], settings,
+                                              betas=betas, success_score=success, classes_C=classes_C)
+        vs_base[label]["training_beta"] = train_betas[label]
+    summary = {
+        "version": PROBE_VERSION, "task": settings.task, "variant": settings.variant,
+        "prompt_split": settings.prompt_split,
+        "prompts_seen_in_training": settings.prompt_split == "train",
+        "num_prompts": len(problems), "estimator": settings.estimator,
+        "independence": (f"base regimes from {settings.thresholds.budget_K} samples per prompt of their own seed; "
+                         f"pass@k and gains from the n = {settings.n} samples (other seeds); a trained model's "
+                         "regimes from the first K of its n samples; every model samples with its own seed"),
+        "betas": betas, "reward_classes": classes_C.tolist(),
+        "settings": settings.to_dict(), "models": {"base": str(base)} | {k: str(v) for k, v in trained.items()},
+        "per_model": per_model, "vs_base": vs_base,
+    }
+    return summary, prompt_rows(problems, probes, gaps, settings.estimator)
 
 
 def _fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _ci(fig: dict | None, spec: str) -> str:
+    """``value [low, high]`` of an interval-backed figure."""
+    if not fig or fig.get("value") is None:
+        return "-"
+    lo, hi = fig["ci95"]
+    return f"{fig['value']:{spec}} [{_fmt(lo, spec)}, {_fmt(hi, spec)}]"
+
+
 def format_probe_table(summary: dict) -> str:
-    """One line per model: pass@1, pass@kmax, k*, regime counts, elicitation/creation, KL, free-energy gap."""
+    """Two tables: each model alone, then each trained model against the base with 95% paired intervals."""
     kmax = max(int(k) for k in summary["per_model"]["base"]["pass_at_k"])
-    head = (f"{'model':<14}{'pass@1':>8}{f'pass@{kmax}':>10}{'k*':>7}  {'basin/tail/barr/sing':<21}"
-            f"{'elicit':>8}{'create':>8}{'lost':>6}{'KL/tok':>8}{'F gap':>8}")
+    beta = f"{summary['settings']['beta']:g}"
+    s = summary["settings"]
     lines = [f"probe: {summary['task']} {summary['variant']} ({summary['prompt_split']} prompts: "
-             f"{summary['num_prompts']}, n = {summary['settings']['n']}, regimes by {summary['estimator']})",
-             head, "-" * len(head)]
+             f"{summary['num_prompts']}, n = {s['n']}, K = {s['thresholds']['budget_K']}, regimes by "
+             f"{summary['estimator']})"]
+    head = f"{'model':<14}{'pass@1':>8}{f'pass@{kmax}':>10}  {'basin/tail/barr/sing':<21}{'distinct':>9}{'F gap':>8}"
+    lines += [head, "-" * len(head)]
     for label, m in summary["per_model"].items():
-        v = summary["vs_base"].get(label, {})
         reg = "/".join(str(m["regimes"][r]) for r in ("basin", "tail", "barrier", "singularity"))
-        gain = v.get("pass1_gain", {})
-        gap = v.get("free_energy", m.get("free_energy", {})).get("mean_gap")
-        lines.append(
-            f"{label:<14}{m['pass_at_k']['1']:>8.3f}{m['pass_at_k'][str(kmax)]:>10.3f}"
-            f"{_fmt(v.get('crossover_k'), '.1f'):>7}  {reg:<21}{_fmt(gain.get('elicitation'), '+.3f'):>8}"
-            f"{_fmt(gain.get('creation'), '+.3f'):>8}{_fmt(v.get('support_shrinkage', {}).get('lost'), 'd'):>6}"
-            f"{_fmt(v.get('distance', {}).get('kl_exact_per_token'), '.3f'):>8}{_fmt(gap, '.3f'):>8}"
-        )
-    lines.append("elicit/create: pass@1 gain on prompts the base reached within budget (basin, tail) / did not; "
-                 "lost: prompts the base reached and the model no longer does; KL/tok: exact KL(model || base) "
-                 "per token on the model's samples; F gap: F_beta[model] - F* (0 = the optimal reweighting)")
+        fe = (summary["vs_base"].get(label) or {}).get("free_energy") or m.get("free_energy") or {}
+        lines.append(f"{label:<14}{m['pass_at_k']['1']:>8.3f}{m['pass_at_k'][str(kmax)]:>10.3f}  {reg:<21}"
+                     f"{m['diversity']['distinct_solutions_per_prompt']:>9.2f}"
+                     f"{_fmt((fe.get(beta) or {}).get('gap', {}).get('value'), '.3f'):>8}")
+    if summary["vs_base"]:
+        lines.append("")
+        head = (f"{'vs base':<14}{'Δpass@1':>22}{'k*':>20}{'elicitation':>24}{'creation':>24}"
+                f"{'E/S':>7}{'NSCR':>22}{'KL/tok':>8}")
+        lines += [head, "-" * len(head)]
+        for label, v in summary["vs_base"].items():
+            sp = v["support_prompts"]
+            lines.append(
+                f"{label:<14}{_ci(v['delta_pass_at_k']['1'], '+.3f'):>22}{_ci(v['crossover_k'], '.1f'):>20}"
+                f"{_ci(v['pass1_gain']['elicitation'], '+.3f'):>24}{_ci(v['pass1_gain']['creation'], '+.3f'):>24}"
+                f"{int(sp['E']['value'])}/{int(sp['S']['value']):<4}".rjust(7)
+                + f"{_ci(sp['NSCR'], '+.2f'):>22}"
+                f"{_fmt(v['distance']['reverse']['kl_exact_per_token'], '.3f'):>8}"
+            )
+    lines.append("[low, high]: 95% paired bootstrap interval over prompts. elicitation / creation: the pass@1 gain on "
+                 "prompts the base reached within K samples (basin, tail) / did not (barrier, singularity). E/S: "
+                 "prompts only the model / only the base reached within K samples. KL/tok: exact KL(model || base) "
+                 f"per token on the model's samples. F gap: F_beta[model] - F* at beta = {beta}.")
     return "\n".join(lines)

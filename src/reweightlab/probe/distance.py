@@ -46,10 +46,11 @@ def _check_batching(store: SequenceStore, sequences_per_microbatch: int) -> None
 @torch.no_grad()
 def distance_and_base_logp(
     trained, base, store: SequenceStore, *, sequences_per_microbatch: int = 128, device="cpu"
-) -> tuple[dict, torch.Tensor]:
-    """``distance_from_base``'s figures and, from the same base forward, ``log B(y | x)`` per sequence
-    (float64, shape N: the sum over completion tokens, EOS included), which the free-energy gap and
-    ``base_loglik_of_successes`` need: one base pass over the store serves all three."""
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """``distance_from_base``'s figures and, from the same forwards, per sequence (float64, shape N):
+    ``log B(y | x)`` (the sum over completion tokens, EOS included), which the free-energy gap and
+    ``base_loglik_of_successes`` need, and the summed exact KL of each sequence (whose mean over a
+    prompt's samples estimates the sequence-level KL(T || B) for that prompt): one pass serves all."""
     _check_batching(store, sequences_per_microbatch)
     modes = (trained.training, base.training)
     trained.eval()
@@ -57,6 +58,7 @@ def distance_and_base_logp(
     sums = {"exact": 0.0, "k1": 0.0, "k3": 0.0}
     tokens = 0.0
     logp_base_N = torch.zeros(len(store), dtype=torch.float64)
+    kl_exact_N = torch.zeros(len(store), dtype=torch.float64)
     try:
         for mb in microbatches(store, sequences_per_microbatch):
             mbd = mb.to(device)
@@ -70,7 +72,9 @@ def distance_and_base_logp(
             kl_BT = exact_kl(logits_t, logits_b)
             del logits_t, logits_b  # only the B x T values are needed from here on
             mask = mbd.mask_BT.double()
-            sums["exact"] += float((kl_BT.double() * mask).sum())
+            kl_B = (kl_BT.double() * mask).sum(1)
+            sums["exact"] += float(kl_B.sum())
+            kl_exact_N[mb.index_B] = kl_B.cpu()
             for est in ("k1", "k3"):
                 sums[est] += float((kl_estimate(logp_t, logp_b, est).double() * mask).sum())
             tokens += float(mask.sum())
@@ -86,7 +90,7 @@ def distance_and_base_logp(
         "kl_exact_per_sequence": sums["exact"] / len(store),
         "tokens": int(tokens),
     }
-    return figures, logp_base_N
+    return figures, logp_base_N, kl_exact_N
 
 
 def distance_from_base(

@@ -1,105 +1,91 @@
-"""Free-energy gap of a trained model against its base, per prompt (SPEC 1 and 3.3).
+"""Free-energy gap of a model against the optimal reweighting of its base, per prompt, by reward class.
 
-With energy ``E = -r`` (RL) and temperature ``beta > 0``:
+With energy E = -r and temperature beta, pi*(y|x) = B(y|x) exp(r(x,y)/beta) / Z(x) and
 
-    F_beta[T](x) = E_{y~T}[E(x,y) + beta (log T(y|x) - log B(y|x))]      from T's own samples
-    F*(x)        = -beta log E_{y~B}[exp(-E(x,y)/beta)]                     from B's own samples
-    gap(x)       = F_beta[T](x) - F*(x) = beta KL(T(.|x) || pi*(.|x)) >= 0
+    F_beta[T](x) = -E_T[r] + beta KL(T || B)          F*(x) = -beta log Z(x)
+    gap(x) = F_beta[T](x) - F*(x) = beta KL(T || pi*) >= 0.
 
-``log T`` is the sampler's own sequence log-probability (temperature 1, no top-p, so it is the model's
-distribution), ``log B`` one teacher-forced pass of the base over T's samples; both sum over every
-completion token, EOS included. A completion cut at ``max_new_tokens`` counts as the (truncated)
-string it is: both models give that prefix its probability, so the identity holds on the space of
-completions of at most ``max_new_tokens`` tokens, which is the space the verifier scores.
+pi* reweights B by the reward only, so within one reward class c it *is* B: pi*(y | c) = B(y | c).
+The chain rule of KL then splits the gap into two parts that add up:
 
-The F estimate is unbiased; the F* estimate is a log-mean-exp, consistent and biased upward for finite
-``G`` (``E[log Zhat] <= log Z``), by about ``beta Var(w) / (2 G E[w]^2)`` with ``w = exp(-E/beta)``.
+    KL(T || pi*) = KL(T_class || pi*_class)                 between classes: how far T's class masses
+                                                           are from the optimal ones B_c e^{r_c/beta} / Z
+                 + sum_c T(c) KL(T(.|c) || B(.|c))          within classes: which solution, which wrong
+                                                           answer; no reward moves it, only KL pays it
+
+and, since KL(T||B) = KL(T_class||B_class) + the same within-class term, the within part is
+``KL(T||B) - KL(T_class||B_class)``: it does not depend on beta, the between part does.
+
+Estimators (our choice, each with its reason):
+- Z is dominated by the rare success class (e^{5/beta} against e^{-1/beta}), so a log-mean-exp of a few
+  base samples misses it on prompts without a sampled success. Where the task enumerates its
+  solutions, the success mass is p_known (exact for the listed solutions) plus the sampled share
+  of successes the list does not hold; elsewhere the sampled success rate. The other classes share the
+  rest of the mass in proportion to their sampled counts, each with a pseudo-count of 1/2
+  (Krichevsky-Trofimov), so a class T produces but B's samples missed is rare, not impossible.
+- T's class masses use the same estimator on its own samples (so a model equal to its base gets
+  equal success masses, and only the failure classes differ by sampling noise).
+- KL(T || B) per prompt is the mean over T's kept samples of the summed *exact* per-token KL over the
+  full vocabulary (its expectation is the sequence KL; far lower variance than log T - log B).
+For the base itself T = B: the within part is 0 and the gap is beta KL(B_class || pi*_class), the
+gap a perfect reweighting would close. The within part of a trained model is a difference of two
+estimates, KL(T||B) - KL(T_class||B_class), and the plug-in class KL is biased up by about
+(C - 1)(1/n_T + 1/n_B)/2 for C classes (two noisy class distributions): for a model equal to its base
+the within part reads slightly below 0 by that much, not exactly 0.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from reweightlab.math.freeenergy import free_energy_from_samples, optimal_free_energy_from_samples
-from reweightlab.rollout import HFRolloutEngine
-from reweightlab.train.batching import microbatches
-from reweightlab.train.data import sample_and_score
-from reweightlab.train.step import teacher_forced_logp
+PSEUDO_COUNT = 0.5
 
 
-@dataclass
-class PromptGaps:
-    """Per-prompt free energies (float64, shape P) and the per-sample terms they average (P x G).
-
-    ``energy_PG`` and ``log_ratio_PG = log T - log B`` are on T's samples, ``energy_base_PG`` on B's.
-    """
-
-    F_P: torch.Tensor
-    F_star_P: torch.Tensor
-    gap_P: torch.Tensor
-    beta: float
-    samples_per_prompt: int
-    energy_PG: torch.Tensor | None = None
-    log_ratio_PG: torch.Tensor | None = None
-    energy_base_PG: torch.Tensor | None = None
-
-    @property
-    def mean_gap(self) -> float:
-        """Average gap over prompts (the one figure a report shows next to the per-prompt table)."""
-        return float(self.gap_P.mean())
-
-    def to_dict(self) -> dict:
-        """Per-prompt values as plain lists (JSON-ready); the per-sample terms are left out."""
-        return {
-            "beta": self.beta,
-            "samples_per_prompt": self.samples_per_prompt,
-            "mean_gap": self.mean_gap,
-            "F": self.F_P.tolist(),
-            "F_star": self.F_star_P.tolist(),
-            "gap": self.gap_P.tolist(),
-        }
+def reward_classes(*rewards: torch.Tensor) -> torch.Tensor:
+    """The distinct reward values of all the given sample tensors, sorted (float64)."""
+    return torch.unique(torch.cat([r.reshape(-1).double() for r in rewards]))
 
 
-def _engine(model, tokenizer) -> HFRolloutEngine:
-    return HFRolloutEngine(model, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+def class_log_masses(
+    rewards_PN: torch.Tensor, classes_C: torch.Tensor, success_score: float, p_success_P: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """log m(class | x), P x C (module docstring): the success class's mass ``p_success_P`` where given,
+    else the sampled success rate; the other classes share the rest by pseudo-counted frequency."""
+    rewards_PN = rewards_PN.double()
+    success_C = classes_C == float(success_score)
+    counts_PC = (rewards_PN.unsqueeze(-1) == classes_C.view(1, 1, -1)).double().sum(1)
+    if p_success_P is None:
+        p_success_P = counts_PC[:, success_C].sum(1) / rewards_PN.shape[1]
+    p_success_P = torch.as_tensor(p_success_P, dtype=torch.float64).clamp(0.0, 1.0)
+    fail_PC = (counts_PC + PSEUDO_COUNT) * (~success_C).double()
+    fail_share_PC = fail_PC / fail_PC.sum(1, keepdim=True).clamp(min=1e-300)
+    mass_PC = fail_share_PC * (1.0 - p_success_P).unsqueeze(1) + success_C.double() * p_success_P.unsqueeze(1)
+    return torch.log(mass_PC)
 
 
-def free_energy_gap_per_prompt(
-    trained, base, tokenizer, task, problems, *, beta: float, samples_per_prompt: int, max_new_tokens: int,
-    seed: int = 0, device="cpu", sequences_per_microbatch: int = 256,
-) -> PromptGaps:
-    """``F_beta[T](x)``, ``F*(x)`` and their gap for each problem, by sampling (module docstring).
+def _kl_rows(p_PC: torch.Tensor, logq_PC: torch.Tensor) -> torch.Tensor:
+    """sum_c p log(p / q) per row, with 0 log 0 = 0."""
+    terms = torch.where(p_PC > 0, p_PC * (torch.log(p_PC.clamp(min=1e-300)) - logq_PC), torch.zeros_like(p_PC))
+    return terms.sum(1)
 
-    G = ``samples_per_prompt`` samples of ``trained`` (seed ``seed``) give F; as many samples of
-    ``base`` (seed ``seed + 1``, independent of T's) give F*. ``device`` is where ``base`` lives for
-    the teacher-forced pass; each model samples on its own device.
-    """
-    if not beta > 0:  # also rejects NaN; checked before any sampling is paid for
+
+def free_energy_gap(
+    classes_C: torch.Tensor, log_base_PC: torch.Tensor, trained_PC: torch.Tensor | None, kl_seq_P: torch.Tensor | None,
+    beta: float,
+) -> dict[str, torch.Tensor]:
+    """Per prompt (float64, P): ``F``, ``F_star``, ``gap = F - F_star`` and its ``between`` + ``within``
+    parts (both in units of F: beta times the KL). ``trained_PC``/``kl_seq_P`` None: the base itself."""
+    if not beta > 0:
         raise ValueError(f"beta must be > 0, got {beta}")
-    if samples_per_prompt < 1:
-        raise ValueError(f"samples_per_prompt must be >= 1, got {samples_per_prompt}")
-    P, G = len(problems), samples_per_prompt
-    common = dict(samples_per_prompt=G, max_new_tokens=max_new_tokens, temperature=1.0, top_p=1.0)
-
-    on_T = sample_and_score(_engine(trained, tokenizer), task, problems, tokenizer, seed=seed, **common)
-    store = on_T.store
-    # logp_sampler and the teacher-forced log-probs are zero outside the completion: a row sum is the
-    # sequence log-probability (EOS included where the sample stopped).
-    logp_T_PG = store.columns["logp_sampler"].double().sum(1).view(P, G)
-    logp_B_NT = teacher_forced_logp(
-        base, microbatches(store, sequences_per_microbatch), len(store), store.ids_NL.shape[1], device
-    )
-    logp_B_PG = logp_B_NT.double().sum(1).view(P, G)
-    energy_PG = -on_T.rewards_PG.double()
-    F_P = free_energy_from_samples(energy_PG, logp_T_PG, logp_B_PG, beta)
-
-    on_B = sample_and_score(_engine(base, tokenizer), task, problems, tokenizer, seed=seed + 1, **common)
-    energy_base_PG = -on_B.rewards_PG.double()
-    F_star_P = optimal_free_energy_from_samples(energy_base_PG, beta)
-
-    return PromptGaps(
-        F_P=F_P, F_star_P=F_star_P, gap_P=F_P - F_star_P, beta=float(beta), samples_per_prompt=G,
-        energy_PG=energy_PG, log_ratio_PG=logp_T_PG - logp_B_PG, energy_base_PG=energy_base_PG,
-    )
+    r_C = classes_C.double()
+    log_z_P = torch.logsumexp(log_base_PC + r_C / beta, dim=1)
+    log_opt_PC = log_base_PC + r_C / beta - log_z_P.unsqueeze(1)
+    if trained_PC is None:
+        trained_PC, kl_seq_P = log_base_PC.exp(), torch.zeros(log_base_PC.shape[0], dtype=torch.float64)
+        within_P = torch.zeros_like(kl_seq_P)
+    else:
+        within_P = kl_seq_P.double() - _kl_rows(trained_PC, log_base_PC)
+    between_P = _kl_rows(trained_PC, log_opt_PC)
+    F_P = -(trained_PC * r_C).sum(1) + beta * kl_seq_P.double()
+    F_star_P = -beta * log_z_P
+    return {"F": F_P, "F_star": F_star_P, "gap": F_P - F_star_P, "between": beta * between_P, "within": beta * within_P}

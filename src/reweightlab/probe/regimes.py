@@ -1,12 +1,20 @@
-"""The four regimes of accessible support (SPEC 3.2, our operationalization).
+"""The four regimes of accessible support, with the evidence behind each label.
 
-For a prompt x with success probability p(x):
-- basin:       p >= theta_basin;
-- tail:        p_budget <= p < theta_basin, with p_budget = ln(1/delta) / K, the smallest p that K
-               samples reach (at least one success) with probability >= 1 - delta, since
-               (1 - p)^K <= exp(-p K) = delta;
-- barrier:     p < p_budget, but search found a success or a known solution has likelihood > floor;
-- singularity: p < p_budget, search found nothing and every known solution has likelihood <= floor.
+For a model, a prompt x, a sampling budget of K samples and p_budget = ln(1/delta) / K (the smallest
+p that K samples reach with probability >= 1 - delta, since (1 - p)^K <= exp(-p K) = delta):
+- basin:       p(x) >= theta_basin;
+- tail:        p(x) < theta_basin and x is *reached within the budget*: at least one verified success
+               among the K samples (sampling estimator), or p_known(x) >= p_budget (likelihood
+               estimator, which also counts a sampled success as reached). A prompt that sampling
+               solved is never barrier or singularity;
+- barrier:     not reached within the budget, but the extra-information procedure (the
+               verifier-guided search, with its budget recorded) found a verified success;
+- singularity: not reached by sampling nor found by the search within their budgets. Its kind says
+               why: ``improbable`` (some known solution has likelihood above ``floor``) or
+               ``unreachable`` (no known solution above ``floor``: a token the model cannot emit);
+               ``unknown`` when the task cannot enumerate its solutions.
+Every label is a claim about the samples that made it: the K samples behind a regime are never the
+ones that measure a gain on it (the probe draws them apart, see ``probe.study``).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 REGIMES = ("basin", "tail", "barrier", "singularity")
+SINGULARITY_KINDS = ("improbable", "unreachable", "unknown")
 
 
 @dataclass(frozen=True)
@@ -30,19 +39,20 @@ class RegimeThresholds:
     delta: float = 0.05
     """Allowed probability that K samples miss a prompt whose p is exactly p_budget."""
     floor: float = 1e-12
-    """Likelihood below which a known solution counts as outside the model's support."""
+    """Likelihood below which a known solution counts as unreachable (a singularity's kind)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.delta < 1.0:
             raise ValueError(f"delta must lie in (0, 1), got {self.delta}")
         if isinstance(self.budget_K, bool) or not isinstance(self.budget_K, int) or self.budget_K < 1:
             raise ValueError(f"budget_K must be an int >= 1, got {self.budget_K!r}")
-        if not self.floor > 0.0:
-            raise ValueError(f"floor must be > 0, got {self.floor}")
+        if not 0.0 < self.floor < 1.0:
+            raise ValueError(f"floor must lie in (0, 1), got {self.floor}")
         if not 0.0 < self.p_budget < self.theta_basin <= 1.0:
             raise ValueError(
                 f"need 0 < p_budget < theta_basin <= 1; got p_budget = ln(1/{self.delta})/{self.budget_K} = "
-                f"{self.p_budget:.4g} and theta_basin = {self.theta_basin}"
+                f"{self.p_budget:.4g} and theta_basin = {self.theta_basin} (raise the budget K or theta_basin: "
+                "otherwise the tail regime is empty by construction)"
             )
 
     @property
@@ -51,46 +61,66 @@ class RegimeThresholds:
         return math.log(1.0 / self.delta) / self.budget_K
 
 
+def _vector(name: str, t, P: int, dtype) -> torch.Tensor:
+    t = torch.as_tensor(t).reshape(-1)
+    if t.shape[0] != P:
+        raise ValueError(f"{name} has {t.shape[0]} entries, p_P has {P}")
+    return t.to(dtype)
+
+
 def classify(
-    p_P: torch.Tensor,
+    p_P,
+    reached_P,
     *,
     thresholds: RegimeThresholds = RegimeThresholds(),  # noqa: B008 (frozen, so sharing is safe)
-    search_success_P: torch.Tensor | None = None,
-    max_known_logp_P: torch.Tensor | None = None,
+    search_success_P=None,
 ) -> list[str]:
     """One regime name (from REGIMES) per prompt.
 
-    Below p_budget the probability alone cannot separate barrier from singularity: at least one of
-    ``search_success_P`` (bool, did the search procedure find a verified success) or
-    ``max_known_logp_P`` (log-likelihood of the best known solution, -inf if none) is then required.
-    A prompt is barrier if either piece of evidence says a success is reachable.
+    ``p_P``: the estimate of p(x) (c/K from the K regime samples, or p_known); ``reached_P`` (bool):
+    was x reached within the sampling budget (see ``reached_sampling`` / ``reached_likelihood``);
+    ``search_success_P`` (bool): did the verifier-guided search find a verified success. Without a
+    search (None) nothing can be shown to be barrier: every unreached prompt is singularity.
+    A basin prompt must be reached: ``p >= theta_basin`` with no success would contradict itself.
     """
     p_P = torch.as_tensor(p_P, dtype=torch.float64).reshape(-1)
     P = p_P.shape[0]
     if torch.isnan(p_P).any() or (p_P < 0).any() or (p_P > 1).any():
         raise ValueError("p_P must lie in [0, 1]")
-    for name, t in (("search_success_P", search_success_P), ("max_known_logp_P", max_known_logp_P)):
-        if t is not None and torch.as_tensor(t).reshape(-1).shape[0] != P:
-            raise ValueError(f"{name} has {torch.as_tensor(t).numel()} entries, p_P has {P}")
+    reached_P = _vector("reached_P", reached_P, P, torch.bool)
+    found_P = torch.zeros(P, dtype=torch.bool) if search_success_P is None else (
+        _vector("search_success_P", search_success_P, P, torch.bool))
     basin_P = p_P >= thresholds.theta_basin
-    tail_P = ~basin_P & (p_P >= thresholds.p_budget)
-    low_P = ~basin_P & ~tail_P
-    if low_P.any() and search_success_P is None and max_known_logp_P is None:
-        raise ValueError(
-            f"{int(low_P.sum())} prompt(s) have p < p_budget = {thresholds.p_budget:.4g}: telling barrier from "
-            "singularity needs search_success_P (search results) or max_known_logp_P (known-solution likelihoods)"
-        )
-    reachable_P = torch.zeros(P, dtype=torch.bool)
-    if search_success_P is not None:
-        reachable_P |= torch.as_tensor(search_success_P).reshape(-1).bool()
-    if max_known_logp_P is not None:
-        # Compare in log space: exp(logp) > floor  <=>  logp > ln(floor); no underflow for tiny logp.
-        logp_P = torch.as_tensor(max_known_logp_P, dtype=torch.float64).reshape(-1)
-        reachable_P |= logp_P > math.log(thresholds.floor)
+    if (basin_P & ~reached_P).any():
+        raise ValueError("a prompt with p >= theta_basin is marked as not reached: p_P and reached_P disagree")
     out = []
-    for b, t, r in zip(basin_P.tolist(), tail_P.tolist(), reachable_P.tolist(), strict=True):
-        out.append("basin" if b else "tail" if t else "barrier" if r else "singularity")
+    for b, r, f in zip(basin_P.tolist(), reached_P.tolist(), found_P.tolist(), strict=True):
+        out.append("basin" if b else "tail" if r else "barrier" if f else "singularity")
     return out
+
+
+def reached_sampling(c_K_P) -> torch.Tensor:
+    """Reached within the budget, by the sampling estimator: at least one success in the K samples."""
+    return torch.as_tensor(c_K_P).reshape(-1) > 0
+
+
+def reached_likelihood(p_known_P, c_K_P, thresholds: RegimeThresholds) -> torch.Tensor:
+    """Reached within the budget, by the likelihood estimator: p_known >= p_budget, or a sampled success
+    (p_known counts the enumerated solutions only, and a prompt that sampling solved is never barrier)."""
+    p_known_P = torch.as_tensor(p_known_P, dtype=torch.float64).reshape(-1)
+    return (p_known_P >= thresholds.p_budget) | reached_sampling(c_K_P)
+
+
+def singularity_kinds(regimes: list[str], max_known_logp_P, thresholds: RegimeThresholds) -> list[str | None]:
+    """Per prompt: None unless singularity; then ``improbable`` (a known solution has likelihood above
+    the floor), ``unreachable`` (none has), or ``unknown`` (``max_known_logp_P`` is None: no enumeration)."""
+    if max_known_logp_P is None:
+        return [("unknown" if r == "singularity" else None) for r in regimes]
+    logp_P = _vector("max_known_logp_P", max_known_logp_P, len(regimes), torch.float64)
+    # compare in log space: exp(logp) > floor  <=>  logp > ln(floor), no underflow for tiny logp
+    above = (logp_P > math.log(thresholds.floor)).tolist()
+    return [None if r != "singularity" else "improbable" if a else "unreachable"
+            for r, a in zip(regimes, above, strict=True)]
 
 
 def agreement(p_sample_P, n_P, p_known_P, *, z: float = 3.0) -> dict[str, float]:

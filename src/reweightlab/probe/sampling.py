@@ -2,14 +2,19 @@
 
 ``n`` samples per prompt for hundreds of prompts is far more than one batch: at n = 4096 and 200
 prompts, 800k sequences. Sampling runs in chunks of at most ``chunk_sequences`` sequences; from each
-chunk only per-sample rewards and successes are kept (P x n floats), and the token sequences (with
-the sampler's log-probs) of the first ``keep_per_prompt`` samples of each prompt, which is all that
-the distance and free-energy estimates need. Memory is then bounded by the chunk, not by n.
+chunk only per-sample rewards, successes and the identity of each success (its solution key, e.g.
+the canonical form of a GeneralPoints expression) are kept, plus the token sequences (with the
+sampler's log-probs) of the first ``keep_per_prompt`` samples of each prompt, which is all that the
+distance and free-energy estimates need. Memory is then bounded by the chunk, not by n. With a
+``record`` callback every sample (text, reward, reason, sampler log-prob) is handed out chunk by chunk,
+so a caller can write them all to disk without holding them.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,22 +27,44 @@ from reweightlab.train.data import sample_and_score
 _SEED_STRIDE = 1_000_003  # chunk seeds: seed + stride * chunk, distinct for any realistic chunk count
 
 
+def solution_key(task, problem, completion: str) -> str:
+    """What makes two successful completions the same solution: the task's ``solution_key`` hook
+    (GeneralPoints: the canonical expression, so ``3*8`` and ``8*3`` are one solution), else the
+    completion with surrounding whitespace removed."""
+    hook = getattr(task, "solution_key", None)
+    return hook(problem, completion) if hook is not None else completion.strip()
+
+
 @dataclass
 class SampledCounts:
-    """Per prompt: samples n_P, successes c_P; per sample rewards_PN; the kept sequences (P*keep)."""
+    """Per prompt: samples n_P, successes c_P; per sample rewards_PN, success_PN and the solution key of
+    each success (``keys_P[p][j]`` for sample j, None where it failed); the kept sequences (P*keep)."""
 
     n_P: torch.Tensor
     c_P: torch.Tensor
     rewards_PN: torch.Tensor
+    success_PN: torch.Tensor
+    keys_P: list[list[str | None]]
     kept: SequenceStore
     keep_per_prompt: int
     completion_tokens: int
     seconds: float
+    seed: int
 
     @property
     def p_P(self) -> torch.Tensor:
         """The sampling estimate of each prompt's success probability, c/n (float64)."""
         return self.c_P.double() / self.n_P.double()
+
+    def c_first(self, k: int) -> torch.Tensor:
+        """Successes among the first ``k`` samples of each prompt (the regime budget K of a model)."""
+        if not 1 <= k <= int(self.n_P.min()):
+            raise ValueError(f"k = {k} must lie in [1, n = {int(self.n_P.min())}]")
+        return self.success_PN[:, :k].sum(1).long()
+
+    def solutions(self, first: int | None = None) -> list[Counter]:
+        """Per prompt, how often each distinct solution was sampled (among the first ``first`` samples)."""
+        return [Counter(k for k in keys[:first] if k is not None) for keys in self.keys_P]
 
 
 def chunk_plan(num_prompts: int, n: int, chunk_sequences: int) -> tuple[int, int]:
@@ -49,25 +76,33 @@ def chunk_plan(num_prompts: int, n: int, chunk_sequences: int) -> tuple[int, int
     return prompts, samples
 
 
+Record = Callable[[list[int], list[str], list[float], list[str], list[float]], None]
+
+
 def sample_counts(
     model, tokenizer, task, problems, *, n: int, keep_per_prompt: int, max_new_tokens: int, seed: int,
     chunk_sequences: int = 8192, max_batch_sequences: int = 512, progress: bool = False, desc: str = "sampling",
+    record: Record | None = None,
 ) -> SampledCounts:
-    """Sample ``n`` completions per problem at temperature 1 and verify each (module docstring)."""
+    """Sample ``n`` completions per problem at temperature 1 and verify each (module docstring).
+
+    ``record(prompt_index, text, reward, reason, logp)`` (lists, one entry per sample) is called once per chunk.
+    """
     P = len(problems)
     if P == 0:
         raise ValueError("no problems to sample")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     prompts_per_chunk, samples_per_chunk = chunk_plan(P, n, chunk_sequences)
-    if not 1 <= keep_per_prompt <= samples_per_chunk:
-        raise ValueError(f"keep_per_prompt must lie in [1, {samples_per_chunk}], got {keep_per_prompt}")
+    if not 0 <= keep_per_prompt <= samples_per_chunk:
+        raise ValueError(f"keep_per_prompt must lie in [0, {samples_per_chunk}], got {keep_per_prompt}")
     engine = HFRolloutEngine(
         model, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         max_batch_sequences=max_batch_sequences,
     )
     rewards_PN = torch.empty(P, n, dtype=torch.float32)
     success_PN = torch.empty(P, n, dtype=torch.bool)
+    keys_P: list[list[str | None]] = [[None] * n for _ in range(P)]
     kept, tokens, chunk = [], 0, 0
     t0 = time.perf_counter()
     with tqdm(total=P * n, desc=desc, unit="seq", disable=not progress, leave=False) as bar:
@@ -82,13 +117,22 @@ def sample_counts(
                 chunk += 1
                 rewards_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.rewards_PG
                 success_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.success_PG.bool()
+                # only successes get a key: one task call per success, none per failure
+                for i in torch.nonzero(scored.success_PG.flatten()).flatten().tolist():
+                    q, g = divmod(i, G)
+                    keys_P[p0 + q][g0 + g] = solution_key(task, part[q], scored.texts[i])
                 tokens += int(scored.rollout.completion_mask_NT.sum())
-                if g0 == 0:  # the first samples of each prompt: sequence n = p * G + g
+                if record is not None:
+                    logp_N = scored.store.columns["logp_sampler"].double().sum(1).tolist()
+                    record([p0 + i // G for i in range(len(part) * G)], scored.texts,
+                           scored.rewards_PG.flatten().tolist(), scored.reasons, logp_N)
+                if g0 == 0 and keep_per_prompt:  # the first samples of each prompt: sequence n = p * G + g
                     index = (torch.arange(len(part))[:, None] * G + torch.arange(keep_per_prompt)[None, :]).flatten()
                     kept.append(scored.store.select(index))
                 bar.update(len(part) * G)
     return SampledCounts(
         n_P=torch.full((P,), n, dtype=torch.long), c_P=success_PN.sum(1).long(), rewards_PN=rewards_PN,
-        kept=SequenceStore.concat(kept, tokenizer.pad_token_id), keep_per_prompt=keep_per_prompt,
-        completion_tokens=tokens, seconds=time.perf_counter() - t0,
+        success_PN=success_PN, keys_P=keys_P,
+        kept=SequenceStore.concat(kept, tokenizer.pad_token_id) if kept else None, keep_per_prompt=keep_per_prompt,
+        completion_tokens=tokens, seconds=time.perf_counter() - t0, seed=seed,
     )

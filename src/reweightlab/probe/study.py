@@ -1,15 +1,18 @@
-"""`reweightlab probe`: the whole of SPEC 3 for one base model, several trained models and one prompt set.
+"""`reweightlab probe`, per model: what one model does on one prompt set, with the evidence behind it.
 
-Per model (base included): n samples per prompt (pass@k, per-prompt (n, c), bootstrap intervals);
-where the task enumerates its solutions, their likelihood (p_known and the best solution's log-prob)
-in one teacher-forced pass; the verifier-guided search on the prompts that sampling did not reach;
-the regime of every prompt under both estimators of p(x).
-Per trained model against the base: the crossover k*, the regime transitions, the pass@1 gain split
-into elicitation and creation, support shrinkage, coverage, the exact per-token KL to the base on its
-own samples (k1 and k3 beside it), the base's log-likelihood of its successes, and the free-energy gap.
+Per model (base included): ``n`` samples per prompt (pass@k, gains, diversity; the first ``keep``
+of each prompt kept as sequences for the KL and the free energy); where the task enumerates its
+solutions, their likelihood (p_known, the best solution's log-prob) in one teacher-forced pass; the
+verifier-guided search on the prompts that the regime samples did not reach; the regime of every
+prompt under both estimators of p(x).
 
-Everything a bad input can break (task, models, tokenizers, settings, output folder) is checked
-before the first sample is drawn.
+Independence (a regime is a selection; a gain measured on the samples that selected it regresses to
+the mean): the base's regimes come from a separately seeded set of K samples, never from the n
+samples that measure its pass@1; a trained model's regimes come from the first K of its own n
+samples (nothing is selected on them and then measured on them: its gains are split by the *base's*
+regime). Every model samples with its own seed, so two models never share random numbers.
+
+The comparisons of a trained model with the base live in ``probe.compare``.
 """
 
 from __future__ import annotations
@@ -22,19 +25,27 @@ from pathlib import Path
 
 import torch
 
-from reweightlab.math.freeenergy import free_energy_from_samples, optimal_free_energy_from_samples
-from reweightlab.probe.distance import base_loglik_of_successes, distance_and_base_logp
-from reweightlab.probe.elicitation import compare_to_base
 from reweightlab.probe.evaluate import default_ks
-from reweightlab.probe.passk_stats import bootstrap_passk, crossover_k
-from reweightlab.probe.regimes import REGIMES, RegimeThresholds, classify
-from reweightlab.probe.sampling import sample_counts
+from reweightlab.probe.passk_stats import bootstrap_passk
+from reweightlab.probe.regimes import (
+    REGIMES,
+    SINGULARITY_KINDS,
+    RegimeThresholds,
+    agreement,
+    classify,
+    reached_likelihood,
+    reached_sampling,
+    singularity_kinds,
+)
+from reweightlab.probe.sampling import SampledCounts, sample_counts
 from reweightlab.probe.search import SearchBudget, verifier_guided_search
-from reweightlab.train.batching import microbatches
+from reweightlab.probe.support import diversity_P
 from reweightlab.train.checkpoint import write_text_atomic
-from reweightlab.train.step import teacher_forced_logp
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
+ESTIMATORS = ("sampling", "likelihood")
+MODEL_SEED_STRIDE = 7_919_993  # model i samples with seed + stride * i (the base is model 0)
+REGIME_SEED_OFFSET = 104_729  # the base's regime samples: an independent stream of their own
 
 
 class ProbeError(ValueError):
@@ -43,7 +54,7 @@ class ProbeError(ValueError):
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    """What to probe and with which budgets; every threshold of SPEC 3.2 is a named field."""
+    """What to probe and with which budgets; every threshold of the regimes is a named field."""
 
     task: str = "generalpoints"
     """A registered task name, or a .jsonl/.parquet data file (then ``reward`` is needed)."""
@@ -57,45 +68,65 @@ class ProbeSettings:
     variant: str = "id"
     """Task variant: for GeneralPoints the rule, id (J=Q=K=10) or ood (J=11 Q=12 K=13)."""
     prompt_split: str = "test"
-    """Which prompts: the held-out test split (default) or the training split."""
-    num_prompts: int = 128
+    """Which prompts: the held-out test split (default) or the training split (seen in training)."""
+    num_prompts: int = 100
     n: int = 256
-    """Samples per prompt (temperature 1)."""
+    """Samples per prompt (temperature 1); the first K of them give a trained model's regimes."""
     ks: tuple[int, ...] = ()
     """pass@k at these k (default: powers of two up to n)."""
     thresholds: RegimeThresholds = field(default_factory=RegimeThresholds)
+    estimator: str = "sampling"
+    """Whose regimes split the gains: 'sampling' (successes in K samples) or 'likelihood' (p_known)."""
     search: SearchBudget | None = field(default_factory=SearchBudget)
-    """Budget of the verifier-guided search; None turns the search off."""
+    """Budget of the verifier-guided search; None turns the search off (then nothing can be barrier)."""
     beta: float = 1.0
-    """Temperature of the free energy F_beta (energy = -reward)."""
+    """The free-energy temperature of the headline figures (energy = -reward)."""
+    betas: tuple[float, ...] = (0.1, 0.3, 3.0)
+    """Further temperatures of the free-energy sweep (each trained model's training beta is added)."""
     max_new_tokens: int = 24
     seed: int = 0
     keep_per_prompt: int = 16
     """Samples per prompt kept as sequences for the KL and free-energy estimates."""
+    keep_samples: bool = False
+    """Write every sampled completion (text, reward, reason, sampler log-prob) to samples/<model>.jsonl."""
     chunk_sequences: int = 8192
     """At most this many sequences are sampled at once (memory bound for large n)."""
     bootstrap: int = 1000
+    """Bootstrap resamples of the prompts behind every interval."""
     device: str = "cpu"
 
     def resolved_ks(self) -> list[int]:
         return sorted(set(self.ks)) if self.ks else default_ks(self.n)
 
+    def resolved_betas(self, extra: tuple[float, ...] = ()) -> list[float]:
+        return sorted({float(self.beta), *map(float, self.betas), *map(float, extra)})
+
     def check(self) -> None:
         """ProbeError on settings that cannot work, before anything is loaded or sampled."""
         if self.n < 1 or self.num_prompts < 1:
             raise ProbeError(f"--n and --num-prompts must be >= 1 (got n={self.n}, num_prompts={self.num_prompts})")
+        K = self.thresholds.budget_K
+        if self.n < K:
+            raise ProbeError(f"n = {self.n} samples per prompt is below the regime budget K = {K}: a trained "
+                             f"model's regimes come from its first K samples (raise --n or lower --budget-k)")
         ks = self.resolved_ks()
         if min(ks) < 1:
             raise ProbeError(f"every k must be >= 1, got {ks}")
         if max(ks) > self.n:
             raise ProbeError(f"n = {self.n} samples per prompt is smaller than the largest k = {max(ks)}: "
                              f"pass@k needs k <= n (raise --n or drop k > {self.n} from --k)")
-        if not self.beta > 0:
-            raise ProbeError(f"beta must be > 0, got {self.beta}")
+        for b in (self.beta, *self.betas):
+            if not (isinstance(b, int | float) and math.isfinite(b) and b > 0):
+                raise ProbeError(f"every free-energy beta must be a finite number > 0, got {b!r}")
+        if self.estimator not in ESTIMATORS:
+            raise ProbeError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         if not 1 <= self.keep_per_prompt <= self.n:
             raise ProbeError(f"keep_per_prompt must lie in [1, n={self.n}], got {self.keep_per_prompt}")
         if self.max_new_tokens < 1:
             raise ProbeError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.bootstrap < 100:
+            raise ProbeError(f"bootstrap must be >= 100 resamples (a 95% interval from fewer is noise), "
+                             f"got {self.bootstrap}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -104,159 +135,196 @@ class ProbeSettings:
         return d
 
 
-def estimator_name(settings: ProbeSettings, has_solutions: bool) -> str:
-    """The estimator of p(x) whose regimes drive the comparisons: sampling when n >= K, else likelihood."""
-    if settings.n >= settings.thresholds.budget_K:
-        return "sampling"
-    if has_solutions:
-        return "likelihood"
-    raise ProbeError(
-        f"n = {settings.n} < K = {settings.thresholds.budget_K} and the task cannot enumerate its solutions: "
-        "the sampling estimator needs n >= K samples per prompt (raise --n or lower --budget-k)"
-    )
+@dataclass
+class ModelProbe:
+    """Everything measured on one model alone (tensors, for the comparisons in ``probe.compare``)."""
+
+    label: str
+    samples: SampledCounts
+    """The n samples: pass@k, pass@1 gains, diversity; the kept sequences."""
+    c_K_P: torch.Tensor
+    """Successes among the K regime samples (the base's own seeded set; a trained model's first K)."""
+    solutions_K: list
+    """Per prompt, the distinct solutions reached in the K regime samples (Counters)."""
+    regime_seed: int
+    p_known_P: torch.Tensor | None
+    max_logp_P: torch.Tensor | None
+    unlisted_success_P: torch.Tensor | None
+    """Share of the n samples that succeed with a solution the task's list does not hold."""
+    search_found_P: torch.Tensor
+    search: dict
+    regimes: dict[str, list[str]]
+    kinds: dict[str, list]
+    reached: dict[str, torch.Tensor]
+    seconds: dict
+
+    def regimes_of(self, estimator: str) -> list[str]:
+        return self.regimes[estimator]
 
 
 def _known_stats(model, tokenizer, task, problems, device):
-    """(p_known_P, max_logp_P) or (None, None) when the task cannot enumerate solutions."""
+    """(p_known_P, max_logp_P, solution lists) or (None, None, None) when the task cannot enumerate."""
     from reweightlab.probe.likelihood import known_solution_stats
 
     if task.solutions(problems[0]) is None:
-        return None, None
+        return None, None, None
     stats = known_solution_stats(model, tokenizer, task, problems, device=device)
-    return stats.p_known_P, stats.max_logp_P
+    return stats.p_known_P, stats.max_logp_P, [set(task.solutions(p)) for p in problems]
 
 
-def probe_model(model, tokenizer, task, problems, settings: ProbeSettings, *, label: str, progress: bool) -> dict:
-    """Everything measured on one model alone (tensors kept for the comparisons; see `_model_summary`)."""
-    th = settings.thresholds
-    t0 = time.perf_counter()
-    s = sample_counts(
-        model, tokenizer, task, problems, n=settings.n, keep_per_prompt=settings.keep_per_prompt,
-        max_new_tokens=settings.max_new_tokens, seed=settings.seed, chunk_sequences=settings.chunk_sequences,
-        progress=progress, desc=f"sampling {label}",
+def _sample(model, tokenizer, task, problems, settings: ProbeSettings, *, n: int, keep: int, seed: int,
+            desc: str, progress: bool, record) -> SampledCounts:
+    return sample_counts(
+        model, tokenizer, task, problems, n=n, keep_per_prompt=keep, max_new_tokens=settings.max_new_tokens,
+        seed=seed, chunk_sequences=settings.chunk_sequences, progress=progress, desc=desc, record=record,
     )
+
+
+def probe_model(model, tokenizer, task, problems, settings: ProbeSettings, *, label: str, index: int,
+                progress: bool, recorder=None) -> ModelProbe:
+    """Sample, score, search and classify one model (``index`` 0 is the base: it alone gets a separate
+    regime sample set). ``recorder(label)`` gives the per-chunk ``record`` callback of --keep-samples."""
+    th = settings.thresholds
+    K = th.budget_K
+    t0 = time.perf_counter()
+    seed = settings.seed + MODEL_SEED_STRIDE * index
+    rec = recorder(label) if recorder else None
+    s = _sample(model, tokenizer, task, problems, settings, n=settings.n, keep=settings.keep_per_prompt, seed=seed,
+                desc=f"sampling {label}", progress=progress, record=rec)
+    if index == 0:
+        regime_seed = seed + REGIME_SEED_OFFSET
+        rec = recorder(f"{label}.regime") if recorder else None
+        r = _sample(model, tokenizer, task, problems, settings, n=K, keep=0, seed=regime_seed,
+                    desc=f"sampling {label} (regime set)", progress=progress, record=rec)
+        c_K_P, solutions_K = r.c_P, r.solutions()
+    else:
+        regime_seed = seed
+        c_K_P, solutions_K = s.c_first(K), s.solutions(first=K)
     t1 = time.perf_counter()
-    p_known_P, max_logp_P = _known_stats(model, tokenizer, task, problems, settings.device)
+    p_known_P, max_logp_P, listed = _known_stats(model, tokenizer, task, problems, settings.device)
+    unlisted_P = None
+    if listed is not None:
+        unlisted_P = torch.tensor([sum(c for key, c in counts.items() if key not in sols)
+                                   for counts, sols in zip(s.solutions(), listed, strict=True)],
+                                  dtype=torch.float64) / s.n_P.double()
     t2 = time.perf_counter()
-    # Search where some estimator puts p below the budget and no sample has succeeded yet.
-    low_P = s.p_P < th.p_budget
-    if p_known_P is not None:
-        low_P |= p_known_P < th.p_budget
-    todo = torch.nonzero(low_P & (s.c_P == 0)).flatten()
+    todo = torch.nonzero(c_K_P == 0).flatten()  # not reached by the regime samples: search for a success
     found_P = torch.zeros(len(problems), dtype=torch.bool)
-    search = {"enabled": settings.search is not None, "prompts": int(todo.numel()), "found": 0,
-              "forward_tokens": 0, "seconds": 0.0}
+    search = {"enabled": settings.search is not None, "budget": settings.search.to_dict() if settings.search else None,
+              "prompts": int(todo.numel()), "found": 0, "forward_tokens": 0}
     if settings.search is not None and todo.numel():
-        r = verifier_guided_search(model, tokenizer, task, [problems[i] for i in todo.tolist()],
-                                   budget=settings.search, device=settings.device, progress=progress)
-        found_P[todo] = r.found_P.bool()
-        search.update(found=int(r.found_P.sum()), forward_tokens=int(r.forward_tokens))
+        res = verifier_guided_search(model, tokenizer, task, [problems[i] for i in todo.tolist()],
+                                     budget=settings.search, device=settings.device, progress=progress)
+        found_P[todo] = res.found_P.bool()
+        search.update(found=int(res.found_P.sum()), forward_tokens=int(res.forward_tokens))
     search["seconds"] = round(time.perf_counter() - t2, 2)
-    evidence = dict(search_success_P=found_P | (s.c_P > 0), max_known_logp_P=max_logp_P, thresholds=th)
-    regimes_sampling = classify(s.p_P, **evidence)
-    regimes_likelihood = classify(p_known_P, **evidence) if p_known_P is not None else None
-    return {
-        "samples": s, "p_known_P": p_known_P, "max_logp_P": max_logp_P, "search_found_P": found_P,
-        "search": search, "regimes_sampling": regimes_sampling, "regimes_likelihood": regimes_likelihood,
-        "seconds": {"sampling": round(t1 - t0, 2), "likelihood": round(t2 - t1, 2), "search": search["seconds"]},
-    }
+    found = found_P if settings.search is not None else None
+    reached = {"sampling": reached_sampling(c_K_P)}
+    regimes = {"sampling": classify(c_K_P.double() / K, reached["sampling"], thresholds=th, search_success_P=found)}
+    if p_known_P is not None:
+        reached["likelihood"] = reached_likelihood(p_known_P, c_K_P, th)
+        regimes["likelihood"] = classify(p_known_P, reached["likelihood"], thresholds=th, search_success_P=found)
+    kinds = {e: singularity_kinds(r, max_logp_P, th) for e, r in regimes.items()}
+    return ModelProbe(
+        label=label, samples=s, c_K_P=c_K_P, solutions_K=solutions_K, regime_seed=regime_seed,
+        p_known_P=p_known_P,
+        max_logp_P=max_logp_P, unlisted_success_P=unlisted_P, search_found_P=found_P, search=search,
+        regimes=regimes, kinds=kinds, reached=reached,
+        seconds={"sampling": round(t1 - t0, 2), "likelihood": round(t2 - t1, 2), "search": search["seconds"]},
+    )
 
 
-def _regime_counts(regimes) -> dict[str, int] | None:
-    return None if regimes is None else {r: sum(x == r for x in regimes) for r in REGIMES}
+def _counts(labels: list, names) -> dict[str, int]:
+    return {name: sum(x == name for x in labels) for name in names}
 
 
-def _model_summary(m: dict, settings: ProbeSettings, primary: str) -> dict:
-    s = m["samples"]
-    ks = settings.resolved_ks()
-    ci = bootstrap_passk(s.n_P, s.c_P, ks, num_resamples=settings.bootstrap, seed=settings.seed)
+def model_summary(m: ModelProbe, settings: ProbeSettings) -> dict:
+    """One model's figures: pass@k with intervals over prompts, regimes under both estimators (with the
+    singularity kinds), diversity, the search, estimator agreement, times."""
+    s = m.samples
+    ci = bootstrap_passk(s.n_P, s.c_P, settings.resolved_ks(), num_resamples=settings.bootstrap, seed=settings.seed)
+    distinct_P, entropy_P = diversity_P(s.solutions())
     out = {
         "pass_at_k": {str(k): est for k, (est, _, _) in ci.items()},
         "pass_at_k_ci95": {str(k): [lo, hi] for k, (_, lo, hi) in ci.items()},
         "mean_reward": float(s.rewards_PN.double().mean()),
-        "regimes": _regime_counts(m[f"regimes_{primary}"]),
-        "regimes_sampling": _regime_counts(m["regimes_sampling"]),
-        "regimes_likelihood": _regime_counts(m["regimes_likelihood"]),
-        "search": m["search"],
-        "seconds": m["seconds"],
+        "regimes": _counts(m.regimes_of(settings.estimator), REGIMES),
+        "regimes_by_estimator": {e: _counts(r, REGIMES) for e, r in m.regimes.items()},
+        "singularity_kinds": _counts(m.kinds[settings.estimator], SINGULARITY_KINDS),
+        "regime_samples": {"K": settings.thresholds.budget_K, "seed": m.regime_seed,
+                           "source": "own seeded set" if m.label == "base" else "first K of the n samples"},
+        "diversity": {"distinct_solutions_per_prompt": float(distinct_P.mean()),
+                      "solution_entropy_per_prompt": float(entropy_P.mean())},
+        "search": m.search,
+        "seconds": m.seconds,
+        "seed": s.seed,
         "sample_tokens_per_s": round(s.completion_tokens / max(s.seconds, 1e-9)),
     }
-    if m["p_known_P"] is not None:
-        from reweightlab.probe.regimes import agreement
-
-        agree = agreement(s.p_P, s.n_P, m["p_known_P"])
-        same = sum(a == b for a, b in zip(m["regimes_sampling"], m["regimes_likelihood"], strict=True))
-        out["p_known_mean"] = float(m["p_known_P"].mean())
-        out["estimator_agreement"] = agree | {"same_regime": same / len(m["regimes_sampling"])}
+    if m.p_known_P is not None:
+        agree = agreement(s.p_P, s.n_P, m.p_known_P)
+        same = sum(a == b for a, b in zip(m.regimes["sampling"], m.regimes["likelihood"], strict=True))
+        out["p_known_mean"] = float(m.p_known_P.mean())
+        out["unlisted_success_mean"] = float(m.unlisted_success_P.mean())
+        out["estimator_agreement"] = agree | {"same_regime": same / len(m.regimes["sampling"])}
     return out
 
 
-def free_energy(trained, base, base_probe: dict, trained_probe: dict, settings: ProbeSettings,
-                logp_base_N: torch.Tensor | None = None) -> dict:
-    """F_beta[T] from T's kept samples, F* from all the base's samples, per prompt (SPEC 1).
-
-    ``logp_base_N``: log B of each kept sample, when a pass over them already computed it."""
-    kept = trained_probe["samples"].kept
-    P, G = len(base_probe["samples"].n_P), trained_probe["samples"].keep_per_prompt
-    logp_T_PG = kept.columns["logp_sampler"].double().sum(1).view(P, G)
-    if logp_base_N is None:
-        mbs = microbatches(kept, 256)
-        logp_base_N = teacher_forced_logp(base, mbs, len(kept), kept.ids_NL.shape[1], settings.device).sum(1)
-    logp_B_PG = logp_base_N.double().view(P, G)
-    energy_PG = -kept.columns["reward"].double().view(P, G)
-    F_P = free_energy_from_samples(energy_PG, logp_T_PG, logp_B_PG, settings.beta)
-    return _gap_summary(F_P, base_probe, settings)
-
-
-def _gap_summary(F_P: torch.Tensor, base_probe: dict, settings: ProbeSettings) -> dict:
-    F_star_P = optimal_free_energy_from_samples(-base_probe["samples"].rewards_PN.double(), settings.beta)
-    gap_P = F_P - F_star_P
-    return {"beta": settings.beta, "mean_F": float(F_P.mean()), "mean_F_star": float(F_star_P.mean()),
-            "mean_gap": float(gap_P.mean()), "gap_P": gap_P}
-
-
-def base_free_energy(base_probe: dict, settings: ProbeSettings) -> dict:
-    """For the base itself KL(B || B) = 0, so F_beta[B] = E_B[E]: the gap a reweighting starts from."""
-    F_P = -base_probe["samples"].rewards_PN.double().mean(1)
-    return _gap_summary(F_P, base_probe, settings)
-
-
-def compare(trained, base, base_probe: dict, trained_probe: dict, settings: ProbeSettings, primary: str) -> dict:
-    """Everything about one trained model relative to the base (SPEC 3.1 k*, 3.3)."""
-    ks = settings.resolved_ks()
-    sb, st = base_probe["samples"], trained_probe["samples"]
-    from reweightlab.probe.passk_stats import passk_curve
-
-    kstar = crossover_k(passk_curve(sb.n_P, sb.c_P, ks), passk_curve(st.n_P, st.c_P, ks)) if len(ks) > 1 else None
-    facts = [{"regimes": p[f"regimes_{primary}"], "p_P": p["samples"].p_P, "c_P": p["samples"].c_P}
-             for p in (base_probe, trained_probe)]
-    out = {"crossover_k": kstar} | compare_to_base(*facts)
-    # one base pass over T's kept samples gives the KL, the base likelihood of successes and log B for F
-    out["distance"], logp_base_N = distance_and_base_logp(trained, base, st.kept, device=settings.device)
-    out["base_loglik_of_successes"] = base_loglik_of_successes(base, st.kept, logp_base_N=logp_base_N)
-    out["free_energy"] = free_energy(trained, base, base_probe, trained_probe, settings, logp_base_N)
-    return out
-
-
-def prompt_rows(problems, probes: dict[str, dict], gaps: dict[str, torch.Tensor], primary: str) -> list[dict]:
-    """One JSON-ready row per prompt: n, c, p_known and the regime under each model."""
+def prompt_rows(problems, probes: dict[str, ModelProbe], gaps: dict[str, torch.Tensor], estimator: str) -> list[dict]:
+    """One JSON-ready row per prompt: per model n, c, the K regime samples' successes, the regimes,
+    p_known, the search's verdict, diversity, and the free-energy gap at the headline beta."""
     rows = []
+    div = {label: diversity_P(m.samples.solutions()) for label, m in probes.items()}
     for i, prob in enumerate(problems):
         models = {}
         for label, m in probes.items():
-            s = m["samples"]
-            row = {"n": int(s.n_P[i]), "c": int(s.c_P[i]), "regime": m[f"regimes_{primary}"][i],
-                   "regime_sampling": m["regimes_sampling"][i]}
-            if m["p_known_P"] is not None:
-                logp = float(m["max_logp_P"][i])
-                row |= {"p_known": float(m["p_known_P"][i]), "regime_likelihood": m["regimes_likelihood"][i],
+            s = m.samples
+            row = {"n": int(s.n_P[i]), "c": int(s.c_P[i]), "c_regime": int(m.c_K_P[i]),
+                   "regime": m.regimes_of(estimator)[i], "regime_sampling": m.regimes["sampling"][i],
+                   "singularity_kind": m.kinds[estimator][i], "search_found": bool(m.search_found_P[i]),
+                   "distinct_solutions": int(div[label][0][i]), "solution_entropy": float(div[label][1][i])}
+            if m.p_known_P is not None:
+                logp = float(m.max_logp_P[i])
+                row |= {"p_known": float(m.p_known_P[i]), "regime_likelihood": m.regimes["likelihood"][i],
                         "max_known_logp": logp if math.isfinite(logp) else None}
-            row["search_found"] = bool(m["search_found_P"][i])
             if label in gaps:
                 row["free_energy_gap"] = float(gaps[label][i])
             models[label] = row
-        rows.append({"id": prob.id, "prompt": prob.prompt, "models": models})
+        rows.append({"id": prob.id, "prompt": prob.prompt, "split": prob.split, "models": models})
     return rows
+
+
+class SampleWriter:
+    """--keep-samples: every sample of every model as JSONL, written to ``<name>.jsonl.part`` as it comes
+    and renamed to ``<name>.jsonl`` only when the probe finishes (no half-written file under the final name)."""
+
+    def __init__(self, folder: Path, problems) -> None:
+        self.folder, self.ids, self.files = folder, [p.id for p in problems], {}
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str):
+        fh = self.files[name] = open(self.folder / f"{name}.jsonl.part", "w", encoding="utf-8")  # noqa: SIM115
+        counter = [0] * len(self.ids)
+
+        def record(prompt_N, text_N, reward_N, reason_N, logp_N) -> None:
+            for p, text, reward, reason, logp in zip(prompt_N, text_N, reward_N, reason_N, logp_N, strict=True):
+                fh.write(json.dumps({"prompt_id": self.ids[p], "sample": counter[p], "text": text, "reward": reward,
+                                     "reason": reason, "logp": logp}) + "\n")
+                counter[p] += 1
+
+        return record
+
+    def finish(self) -> list[Path]:
+        out = []
+        for name, fh in self.files.items():
+            fh.close()
+            (self.folder / f"{name}.jsonl.part").replace(self.folder / f"{name}.jsonl")
+            out.append(self.folder / f"{name}.jsonl")
+        return out
+
+    def abort(self) -> None:
+        for name, fh in self.files.items():
+            fh.close()
+            (self.folder / f"{name}.jsonl.part").unlink(missing_ok=True)
 
 
 def write_outputs(out_dir: Path, summary: dict, rows: list[dict]) -> None:

@@ -84,6 +84,8 @@ class Task(Protocol):
     cheap partial verifier that returns False only when no completion starting with ``prefix`` can
     be a success. The probe's verifier-guided search (``probe.search``) uses it to prune its beam;
     a task without it is searched by plain beam search with verification.
+    Optional: ``solution_key(problem, completion) -> str``, what makes two successful completions the
+    same solution (the probe's solution-level support and diversity); by default the stripped text.
     """
 
     name: str

@@ -313,6 +313,11 @@ class GeneralPoints:
         ``expression_prefix_feasible``); the optional partial verifier of the Task protocol."""
         return expression_prefix_feasible(prefix, problem.values, problem.target)
 
+    def solution_key(self, problem: Problem, completion: str) -> str:
+        """The canonical form of a successful completion: ``3*8`` and ``(8*3)`` are one solution, and
+        the key is the string ``solutions`` lists (the probe's support and diversity count these)."""
+        return canonical(completion) or completion.strip()
+
     def solutions(self, problem: Problem) -> list[str]:
         """Every correct completion, canonical and sorted (``solve``)."""
         return solve(problem.values, problem.target)

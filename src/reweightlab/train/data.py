@@ -51,6 +51,8 @@ class ScoredSamples:
     success_PG: torch.Tensor
     texts: list[str]
     rollout: object
+    reasons: list[str] | None = None
+    """The verifier's reason for each sample (same order as ``texts``)."""
 
 
 def sample_and_score(
@@ -76,4 +78,5 @@ def sample_and_score(
         prompt_ids, rollout, tokenizer.pad_token_id, reward=rewards, success=success
     )
     P, G = len(problems), samples_per_prompt
-    return ScoredSamples(store, rewards.view(P, G), success.view(P, G), texts, rollout)
+    return ScoredSamples(store, rewards.view(P, G), success.view(P, G), texts, rollout,
+                         reasons=[v.reason for v in verdicts])
