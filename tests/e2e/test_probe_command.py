@@ -9,7 +9,7 @@ import torch
 from reweightlab.cli import main
 from reweightlab.math import mean_pass_at_k
 from reweightlab.models import build_char_tokenizer, load_model, load_tokenizer
-from reweightlab.probe.regimes import REGIMES, RegimeThresholds, classify
+from reweightlab.probe.regimes import REGIMES, RegimeThresholds, classify, reached_sampling
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +63,26 @@ def test_probe_files_hold_every_model_and_prompt(probe_out):
 
 
 def test_regimes_in_rows_follow_the_thresholds(probe_out):
+    """Every label is backed by the row's own evidence: the K regime samples' successes and the search."""
     summary, rows = probe_out
     th = RegimeThresholds(budget_K=32)
     for name in summary["per_model"]:
         r = [row["models"][name] for row in rows]
-        p = torch.tensor([x["c"] / x["n"] for x in r], dtype=torch.float64)
-        found = torch.tensor([x["search_found"] or x["c"] > 0 for x in r])
-        logp = torch.tensor([x["max_known_logp"] if x["max_known_logp"] is not None else -math.inf for x in r])
-        assert [x["regime"] for x in r] == classify(p, thresholds=th, search_success_P=found, max_known_logp_P=logp)
+        c_K = torch.tensor([x["c_regime"] for x in r])
+        found = torch.tensor([x["search_found"] for x in r])
+        regimes = [x["regime"] for x in r]
+        assert regimes == classify(c_K.double() / 32, reached_sampling(c_K), thresholds=th, search_success_P=found)
+        for x in r:  # no label the row contradicts
+            if x["regime"] in ("barrier", "singularity"):
+                assert x["c_regime"] == 0
+            if x["regime"] == "barrier":
+                assert x["search_found"]
+            if x["regime"] == "singularity":
+                assert not x["search_found"] and x["singularity_kind"] in ("improbable", "unreachable")
+    # the base's regime samples are its own seeded set; a trained model's are the first K of its n = K samples
+    assert summary["per_model"]["base"]["regime_samples"]["source"] == "own seeded set"
+    label = "run-digits0"
+    assert all(row["models"][label]["c_regime"] == row["models"][label]["c"] for row in rows)
 
 
 def test_comparison_adds_up(probe_out):
@@ -79,15 +91,45 @@ def test_comparison_adds_up(probe_out):
     v = summary["vs_base"][label]
     assert sum(sum(row.values()) for row in v["transitions"].values()) == 6
     g = v["pass1_gain"]
-    assert g["elicitation"] + g["creation"] == pytest.approx(g["total"], abs=1e-12)
+    assert g["elicitation"]["value"] + g["creation"]["value"] == pytest.approx(g["total"]["value"], abs=1e-12)
     p_gain = sum(r["models"][label]["c"] - r["models"]["base"]["c"] for r in rows) / 32 / 6
-    assert g["total"] == pytest.approx(p_gain, abs=1e-12)
-    assert sum(v["coverage"].values()) == 6
+    assert g["total"]["value"] == pytest.approx(p_gain, abs=1e-12)
+    assert v["delta_pass_at_k"]["1"]["value"] == pytest.approx(p_gain, abs=1e-12)
+    for fig in (g["total"], g["elicitation"], g["creation"], v["delta_pass_at_k"]["32"]):
+        lo, hi = fig["ci95"]
+        assert lo - 1e-12 <= fig["value"] <= hi + 1e-12
+    sp = v["support_prompts"]
+    assert sum(sp[k]["value"] for k in ("P", "E", "S", "neither")) == 6
+    reached_b = [r["models"]["base"]["c_regime"] > 0 for r in rows]
+    reached_t = [r["models"][label]["c_regime"] > 0 for r in rows]
+    assert sp["S"]["value"] == sum(b and not t for b, t in zip(reached_b, reached_t, strict=True))
     d = v["distance"]
-    assert d["kl_exact_per_token"] > 0 and d["tokens"] > 0  # perturbed weights: the models differ
+    assert d["reverse"]["kl_exact_per_token"] > 0 and d["forward"]["kl_exact_per_token"] > 0  # perturbed weights
     gaps = [r["models"][label]["free_energy_gap"] for r in rows]
-    assert v["free_energy"]["mean_gap"] == pytest.approx(sum(gaps) / 6, abs=1e-9)
-    assert summary["per_model"]["base"]["free_energy"]["mean_gap"] >= -1e-9  # F[B] - F* >= 0 up to sampling
+    fe = v["free_energy"]["1"]
+    assert fe["gap"]["value"] == pytest.approx(sum(gaps) / 6, abs=1e-9)
+    assert fe["between"]["value"] + fe["within"]["value"] == pytest.approx(fe["gap"]["value"], abs=1e-9)
+    assert summary["per_model"]["base"]["free_energy"]["1"]["gap"]["value"] >= -1e-9
+    assert summary["betas"] == [0.1, 0.3, 1.0, 3.0]  # the default sweep (the trained model has no training beta)
+
+
+def test_keep_samples_writes_every_sample(tiny_model_dir, trained_dir, tmp_path):
+    out = tmp_path / "keep"
+    assert main(["probe", "--base", str(tiny_model_dir), "--trained", f"t={trained_dir}", "--out", str(out),
+                 "--keep-samples", *ARGS]) == 0
+    summary = json.loads((out / "probe.json").read_text())
+    assert sorted(summary["samples_files"]) == ["samples/base.jsonl", "samples/base.regime.jsonl", "samples/t.jsonl"]
+    rows = [json.loads(line) for line in (out / "probe_prompts.jsonl").read_text().splitlines()]
+    for name, key in (("t", "c"), ("base", "c"), ("base.regime", "c_regime")):
+        lines = [json.loads(x) for x in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
+        assert len(lines) == 6 * 32 and set(lines[0]) == {"prompt_id", "sample", "text", "reward", "reason", "logp"}
+        model = name.split(".")[0]
+        for row in rows:  # the written rewards re-derive the counts in probe_prompts.jsonl
+            mine = [x for x in lines if x["prompt_id"] == row["id"]]
+            assert sorted(x["sample"] for x in mine) == list(range(32))
+            assert sum(x["reward"] >= 1.0 for x in mine) == row["models"][model][key]
+            assert all(x["logp"] <= 0 for x in mine)
+    assert not list((out / "samples").glob("*.part"))
 
 
 def test_existing_probe_is_not_overwritten(tiny_model_dir, probe_out, tmp_path, capsys):
@@ -119,6 +161,9 @@ def _other_tokenizer_dir(tmp_path):
         ("tokenizer", "different tokenizers"),
         ("task", "no-such-task"),
         ("n", "smaller than the largest k"),
+        ("budget", "below the regime budget K"),
+        ("beta", "beta must be a finite number > 0"),
+        ("thresholds", "raise the budget K or theta_basin"),
         ("no-config", "config.json"),
         ("not-causal", "not a causal LM"),
         ("variant", "no variant"),
@@ -132,7 +177,14 @@ def test_bad_input_one_clear_error_and_nothing_written(case, expect, tiny_model_
     elif case == "task":
         args += ["--task", "no-such-task"]
     elif case == "n":
-        args += ["--n", "8"]  # k goes to 32
+        args += ["--n", "8", "--budget-k", "8", "--theta-basin", "0.5"]  # k goes to 32
+    elif case == "budget":
+        args += ["--n", "16", "--k", "1,16"]  # K = 32 > n
+    elif case == "beta":
+        args += ["--betas", "0.1,-1"]
+    elif case == "thresholds":
+        args += ["--budget-k", "10"]  # p_budget = ln(20)/10 = 0.30 >= theta_basin = 0.1: an empty tail
+
     elif case == "no-config":
         (tmp_path / "empty").mkdir()
         args += ["--trained", str(tmp_path / "empty")]

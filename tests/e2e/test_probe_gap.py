@@ -1,8 +1,10 @@
-"""The sampled free-energy gap against the exact beta * KL(T || pi*) on an enumerable completion space.
+"""The probe's free-energy gap (the code `reweightlab probe` ships) against the exact beta * KL(T || pi*).
 
-With max_new_tokens=1 every completion is one token v of the vocabulary, drawn from the model's
-next-token distribution after the prompt, so one forward per prompt gives T and B over the whole
-completion space and math.free_energy_gap gives the gap exactly.
+With max_new_tokens=2 every completion is [EOS] or two tokens [a, b] (b = EOS ends it after one
+character; any other b is cut there), so V + 1 forwards per prompt give T and B over the whole
+completion space: math.free_energy_gap gives the gap exactly, and the chain rule of KL its
+between-class and within-class parts. Two tokens, not one: with one-token completions the per-token
+KL would be the whole sequence KL, and the within-class part would have nothing to measure.
 """
 
 import copy
@@ -13,7 +15,10 @@ import torch
 
 from reweightlab.math.freeenergy import boltzmann_target, free_energy, free_energy_gap, optimal_free_energy
 from reweightlab.models import load_model, load_tokenizer
-from reweightlab.probe.gap import PromptGaps, free_energy_gap_per_prompt
+from reweightlab.probe.compare import compare
+from reweightlab.probe.gap import class_log_masses, free_energy_gap as gap_from_classes, reward_classes
+from reweightlab.probe.regimes import RegimeThresholds
+from reweightlab.probe.study import ProbeSettings, probe_model
 from reweightlab.tasks import Problem, Verdict
 from reweightlab.train.data import encode_prompts
 
@@ -61,106 +66,130 @@ def models(tiny_model_dir):
 
 
 def _exact(model_T, model_B, tok, problems):
-    """(logp_T_PV, logp_B_PV, energy_PV) over the one-token completion space, float64."""
-    V = model_B.config.vocab_size
-    texts = tok.batch_decode([[v] for v in range(V)], skip_special_tokens=True)
+    """(logp_T_PY, logp_B_PY, energy_PY) over the completions of at most two tokens, float64."""
+    V, eos = model_B.config.vocab_size, tok.eos_token_id
+    firsts = [a for a in range(V) if a != eos]
+    texts = [""] + [tok.decode([a] if b == eos else [a, b], skip_special_tokens=True) for a in firsts for b in range(V)]
     out = {"T": [], "B": [], "E": []}
     with torch.no_grad():
         for pr in problems:
-            ids = torch.tensor([encode_prompts(tok, [pr.prompt])[0]])
-            out["T"].append(torch.log_softmax(model_T(input_ids=ids).logits[0, -1].double(), -1))
-            out["B"].append(torch.log_softmax(model_B(input_ids=ids).logits[0, -1].double(), -1))
+            prompt = encode_prompts(tok, [pr.prompt])[0]
+            ids = torch.tensor([prompt + [a] for a in firsts])
+            for key, model in (("T", model_T), ("B", model_B)):
+                first_V = torch.log_softmax(model(input_ids=torch.tensor([prompt])).logits[0, -1].double(), -1)
+                second_AV = torch.log_softmax(model(input_ids=ids).logits[:, -1].double(), -1)
+                pairs = (first_V[firsts].unsqueeze(1) + second_AV).reshape(-1)
+                out[key].append(torch.cat([first_V[eos : eos + 1], pairs]))
             out["E"].append(torch.tensor([-TASK.verify(pr, t).score for t in texts], dtype=torch.float64))
     return torch.stack(out["T"]), torch.stack(out["B"]), torch.stack(out["E"])
 
 
-def test_sampled_gap_matches_exact_beta_kl(models):
+def _exact_parts(logp_T, logp_B, energy, beta):
+    """Exact between-class and within-class parts of beta KL(T || pi*) (classes = energy values)."""
+    between, within = [], []
+    for p in range(logp_T.shape[0]):
+        T, B = logp_T[p].exp(), logp_B[p].exp()
+        pi = boltzmann_target(logp_B[p], energy[p], beta).exp()
+        b = w = 0.0
+        for e in energy[p].unique():
+            m = energy[p] == e
+            Tc, Bc, pic = T[m].sum(), B[m].sum(), pi[m].sum()
+            b += float(Tc * (Tc / pic).log())
+            w += float((T[m] * ((T[m] / Tc).log() - (B[m] / Bc).log())).sum())
+        between.append(beta * b)
+        within.append(beta * w)
+    return torch.tensor(between, dtype=torch.float64), torch.tensor(within, dtype=torch.float64)
+
+
+def test_shipped_gap_matches_the_exact_gap_and_its_parts(models):
     tok, base, trained = models
     problems = TASK.problems("id", "train", 3, seed=0)
     G = 4096
-    est = free_energy_gap_per_prompt(
-        trained, base, tok, TASK, problems, beta=BETA, samples_per_prompt=G, max_new_tokens=1, seed=0
-    )
-    assert isinstance(est, PromptGaps) and est.gap_P.dtype == torch.float64 and est.gap_P.shape == (3,)
+    settings = ProbeSettings(task="one-char", n=G, keep_per_prompt=G, search=None, max_new_tokens=2, beta=BETA,
+                             betas=(), ks=(1,), thresholds=RegimeThresholds(budget_K=256), seed=5)
+    probes = [probe_model(m, tok, TASK, problems, settings, label=name, index=i, progress=False)
+              for i, (name, m) in enumerate((("base", base), ("trained", trained)))]
+    classes = reward_classes(*(p.samples.rewards_PN for p in probes))
+    out, gap_P = compare(trained, base, probes[0], probes[1], settings, betas=[BETA], success_score=1.0,
+                         classes_C=classes)
 
     logp_T, logp_B, energy = _exact(trained, base, tok, problems)
     exact_gap = free_energy_gap(logp_T, logp_B, energy, BETA)
-    exact_F = free_energy(logp_T, logp_B, energy, BETA)
-    exact_F_star = optimal_free_energy(logp_B, energy, BETA)
-    # the exact side is self-consistent: F - F* = beta KL(T || pi*), and the perturbation is a real one
-    torch.testing.assert_close(exact_F - exact_F_star, exact_gap, atol=1e-10, rtol=0)
-    assert (exact_gap > 0.05).all(), exact_gap
-    assert not torch.allclose(boltzmann_target(logp_B, energy, BETA), logp_T, atol=0.1)
+    torch.testing.assert_close(free_energy(logp_T, logp_B, energy, BETA) - optimal_free_energy(logp_B, energy, BETA),
+                               exact_gap, atol=1e-10, rtol=0)
+    between, within = _exact_parts(logp_T, logp_B, energy, BETA)
+    torch.testing.assert_close(between + within, exact_gap, atol=1e-9, rtol=0)  # the chain rule, exactly
+    assert (exact_gap > 0.05).all() and (within > 0.01).all(), (exact_gap, within)  # a real perturbation, both parts
 
-    # Standard errors from the per-sample terms. F is a plain mean of a_n = E_n + beta * log(T/B).
-    # F* = -beta log mean(w_n), w_n = exp(-E_n / beta): by the delta method its standard error is
-    # beta * std(w) / (mean(w) sqrt(G)). F* is also biased upward by ~beta Var(w) / (2 G mean(w)^2),
-    # O(1/G) and far below the O(1/sqrt(G)) standard error at G=4096; the 4-sigma band covers it.
-    a_PG = est.energy_PG + BETA * est.log_ratio_PG
-    se_F = a_PG.std(1) / math.sqrt(G)
-    w_PG = torch.exp(-est.energy_base_PG / BETA)
-    se_F_star = BETA * w_PG.std(1) / w_PG.mean(1) / math.sqrt(G)
-    tol_P = 4 * (se_F + se_F_star)
-    print(f"exact gap {exact_gap.tolist()}\nest gap   {est.gap_P.tolist()}\ntolerance {tol_P.tolist()}")
+    # Tolerance: 4 standard errors of the estimate's three noisy terms, each from the exact distributions:
+    # E_T[r] from n samples, the per-sample summed exact KL (mean of G values), log Z from B's class shares.
+    T_PY, B_PY = logp_T.exp(), logp_B.exp()
+    r_PY = -energy
+    var_r = (T_PY * r_PY**2).sum(1) - (T_PY * r_PY).sum(1) ** 2
+    kl_tok_T = (T_PY * (logp_T - logp_B)).sum(1)  # the sequence KL; its per-sample estimate varies with the 1st token
+    w_PY = torch.exp(r_PY / BETA)
+    var_w = (B_PY * w_PY**2).sum(1) - (B_PY * w_PY).sum(1) ** 2
+    se = (var_r / G).sqrt() + BETA * (kl_tok_T.abs() + 1.0) / math.sqrt(G) + BETA * var_w.sqrt() / (B_PY * w_PY).sum(1) / math.sqrt(G)
+    tol_P = 4 * se
+    print(f"exact {exact_gap.tolist()}\nprobe {gap_P.tolist()}\ntol   {tol_P.tolist()}")
     assert (tol_P < 0.5 * exact_gap).all(), "the tolerance must be tight enough to tell the gap from 0"
-    assert ((est.gap_P - exact_gap).abs() < tol_P).all()
-    # both halves separately, each within its own band
-    assert ((est.F_P - exact_F).abs() < 4 * se_F).all()
-    assert ((est.F_star_P - exact_F_star).abs() < 4 * se_F_star).all()
+    assert ((gap_P - exact_gap).abs() < tol_P).all()
 
-    d = est.to_dict()
-    assert d["gap"] == est.gap_P.tolist() and d["beta"] == BETA and d["samples_per_prompt"] == G
-    assert d["mean_gap"] == pytest.approx(float(est.gap_P.mean()))
+    fe = out["free_energy"][f"{BETA:g}"]
+    assert fe["gap"]["value"] == pytest.approx(float(gap_P.mean()), abs=1e-12)
+    assert fe["between"]["value"] + fe["within"]["value"] == pytest.approx(fe["gap"]["value"], abs=1e-9)
+    assert abs(fe["between"]["value"] - float(between.mean())) < float(tol_P.mean())
+    assert abs(fe["within"]["value"] - float(within.mean())) < float(tol_P.mean())
 
 
-def test_trained_equal_to_base_has_no_kl_term(models):
+def test_success_mass_from_the_likelihood_not_from_few_samples(models):
+    """Z is dominated by the rare success: with 8 samples and no sampled success a log-mean-exp misses it,
+    the success mass supplied as the probe does (p_known) does not."""
     tok, base, _ = models
-    problems = TASK.problems("id", "train", 2, seed=0)
-    est = free_energy_gap_per_prompt(
-        base, base, tok, TASK, problems, beta=BETA, samples_per_prompt=64, max_new_tokens=4, seed=3
-    )
-    # log T - log B on every sample: sampler (KV cache, fp32) vs teacher-forced pass of the same model,
-    # so zero up to fp32 rounding of a ~4-token sum.
-    torch.testing.assert_close(est.log_ratio_PG, torch.zeros_like(est.log_ratio_PG), atol=1e-4, rtol=0)
-    torch.testing.assert_close(est.F_P, est.energy_PG.mean(1), atol=1e-4, rtol=0)
+    problems = TASK.problems("id", "train", 3, seed=0)
+    beta = 0.05  # e^{1/beta} p(7) ~ 5e5 against e^{0.5/beta} p(uppercase) ~ 7e3: the success term dominates Z
+    logp_B, energy = _exact(base, base, tok, problems)[1:]
+    # rewards: 1 for exactly "7" (the rare success), 0.5 for an uppercase letter, 0 otherwise
+    seven = _seven_mask(tok, base)
+    r_PY = torch.where(seven, 1.0, torch.where(-energy == 0.5, 0.5, 0.0))
+    exact_F_star = optimal_free_energy(logp_B, -r_PY, beta)
+    p_seven = (logp_B.exp() * seven).sum(1)
+    assert (p_seven < 2e-3).all()
+    classes = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    rewards_PN = torch.zeros(3, 8)  # 8 samples, none a success (what a small budget gives)
+    rewards_PN[:, 0] = 0.5
+    naive = gap_from_classes(classes, class_log_masses(rewards_PN, classes, 1.0), None, None, beta)["F_star"]
+    with_mass = gap_from_classes(classes, class_log_masses(rewards_PN, classes, 1.0, p_seven), None, None, beta)
+    err_naive, err = (naive - exact_F_star).abs(), (with_mass["F_star"] - exact_F_star).abs()
+    print(f"exact {exact_F_star.tolist()}\nnaive {naive.tolist()}\nwith p_known {with_mass['F_star'].tolist()}")
+    assert (err_naive > 0.1).all() and (err < err_naive / 4).all()
+
+
+def _seven_mask(tok, model):
+    """Which of the enumerated two-token completions decode to exactly '7'."""
+    V, eos = model.config.vocab_size, tok.eos_token_id
+    texts = [""] + [tok.decode([a] if b == eos else [a, b], skip_special_tokens=True)
+                    for a in range(V) if a != eos for b in range(V)]
+    return torch.tensor([t == "7" for t in texts]).unsqueeze(0)
 
 
 @pytest.mark.parametrize("beta", [0.0, -1.0, float("nan")])
-def test_beta_must_be_positive(models, beta):
-    tok, _, _ = models
-    # No models at all: the check must come before any sampling is paid for (a later check would
-    # fail here with an AttributeError instead).
+def test_beta_must_be_positive(beta):
+    classes = torch.tensor([0.0, 1.0], dtype=torch.float64)
     with pytest.raises(ValueError, match="beta"):
-        free_energy_gap_per_prompt(
-            None, None, tok, TASK, TASK.problems("id", "train", 1, 0), beta=beta, samples_per_prompt=2,
-            max_new_tokens=1,
-        )
+        gap_from_classes(classes, torch.log(torch.tensor([[0.5, 0.5]], dtype=torch.float64)), None, None, beta)
 
 
-def test_probe_command_path_matches_exact_gap(models):
-    """The gap as `reweightlab probe` computes it (kept samples of T for F, all base samples for F*)."""
-    from reweightlab.probe.regimes import RegimeThresholds
-    from reweightlab.probe.study import ProbeSettings, free_energy, probe_model
-
-    tok, base, trained = models
-    problems = TASK.problems("id", "train", 3, seed=0)
-    G = 4096
-    settings = ProbeSettings(task="one-char", n=G, keep_per_prompt=G, search=None, max_new_tokens=1, beta=BETA,
-                             ks=(1,), thresholds=RegimeThresholds(budget_K=256), seed=5)
-    probes = [probe_model(m, tok, TASK, problems, settings, label=name, progress=False)
-              for name, m in (("base", base), ("trained", trained))]
-    gap_P = free_energy(trained, base, probes[0], probes[1], settings)["gap_P"]
-
-    logp_T, logp_B, energy = _exact(trained, base, tok, problems)
-    exact_gap = free_energy_gap(logp_T, logp_B, energy, BETA)
-    # Exact standard errors: Var_T of the per-sample F term, delta method for F* = -beta log E_B[w].
-    a_PV = energy + BETA * (logp_T - logp_B)
-    T_PV, B_PV = logp_T.exp(), logp_B.exp()
-    var_F = (T_PV * a_PV**2).sum(1) - (T_PV * a_PV).sum(1) ** 2
-    w_PV = torch.exp(-energy / BETA)
-    mean_w = (B_PV * w_PV).sum(1)
-    var_w = (B_PV * w_PV**2).sum(1) - mean_w**2
-    tol_P = 4 * (var_F.sqrt() + BETA * var_w.sqrt() / mean_w) / math.sqrt(G)
-    print(f"exact {exact_gap.tolist()}\nprobe {gap_P.tolist()}\ntol   {tol_P.tolist()}")
-    assert (tol_P < 0.5 * exact_gap).all()
-    assert ((gap_P - exact_gap).abs() < tol_P).all()
+def test_parts_add_up_and_the_base_has_no_within_part():
+    classes = torch.tensor([-3.0, -1.0, 5.0], dtype=torch.float64)
+    log_b = torch.log(torch.tensor([[0.2, 0.7, 0.1], [0.05, 0.9, 0.05]], dtype=torch.float64))
+    T = torch.tensor([[0.1, 0.5, 0.4], [0.0, 0.7, 0.3]], dtype=torch.float64)
+    kl_seq = torch.tensor([1.3, 0.9], dtype=torch.float64)
+    for beta in (0.1, 1.0, 3.0):
+        g = gap_from_classes(classes, log_b, T, kl_seq, beta)
+        torch.testing.assert_close(g["between"] + g["within"], g["gap"], atol=1e-12, rtol=0)
+        torch.testing.assert_close(g["F"] - g["F_star"], g["gap"], atol=1e-12, rtol=0)
+        base = gap_from_classes(classes, log_b, None, None, beta)
+        assert (base["within"] == 0).all() and (base["gap"] >= 0).all()
+        # the within part does not depend on beta
+        torch.testing.assert_close(g["within"] / beta, gap_from_classes(classes, log_b, T, kl_seq, 1.0)["within"])

@@ -36,16 +36,18 @@ def test_probe_user_task_sampling(tmp_path, tiny_model_dir, capsys):
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "probe.json").read_text())
     assert summary["estimator"] == "sampling" and summary["num_prompts"] == 6
-    assert summary["per_model"]["base"]["regimes_likelihood"] is None  # no answers: no likelihood estimator
+    assert set(summary["per_model"]["base"]["regimes_by_estimator"]) == {"sampling"}  # no answers: no likelihood
     rows = [json.loads(line) for line in (out / "probe_prompts.jsonl").read_text().splitlines()]
     assert [r["prompt"] for r in rows] == [f"{i}+0=" for i in range(6)]
 
 
 def test_probe_user_task_likelihood(tmp_path, tiny_model_dir, capsys):
-    code, out = _probe(tmp_path, tiny_model_dir, _write(tmp_path, with_answers=True), "--n", "8", "--budget-k", "64")
+    code, out = _probe(tmp_path, tiny_model_dir, _write(tmp_path, with_answers=True), "--n", "32", "--budget-k", "32",
+                       "--estimator", "likelihood")
     assert code == 0, capsys.readouterr().err
     summary = json.loads((out / "probe.json").read_text())
     assert summary["estimator"] == "likelihood"
+    assert set(summary["per_model"]["base"]["regimes_by_estimator"]) == {"sampling", "likelihood"}
     row = json.loads((out / "probe_prompts.jsonl").read_text().splitlines()[0])
     assert 0 < row["models"]["base"]["p_known"] < 1  # pi('0' + EOS | '0+0=') of an untrained model
 

@@ -129,3 +129,34 @@ def test_across_seeds_spread():
 def test_bad_input_raises(call):
     with pytest.raises(ValueError):
         call()
+
+
+def test_regimes_from_the_gain_samples_inflate_creation_and_independent_ones_do_not():
+    """Regression to the mean, on synthetic counts: T = B, both with p ~ 1/K on many prompts. Classifying
+    the base on the samples that also measure its pass@1 selects prompts whose count was low by chance
+    (zero), so "creation" is positive for a model identical to its base; classifying on an independent
+    set of K samples (what the probe does) gives creation ~ 0."""
+    from reweightlab.probe.regimes import RegimeThresholds, classify, reached_sampling
+
+    P, K = 4000, 64
+    th = RegimeThresholds(budget_K=K)
+    g = torch.Generator().manual_seed(0)
+    p = torch.full((P,), 1.0 / K, dtype=torch.float64)
+
+    def draw():
+        return torch.binomial(torch.full((P,), float(K)), p.float(), generator=g).long()
+
+    c_base, c_select, c_trained = draw(), draw(), draw()
+    rs = Resamples(P, 200, seed=0)
+    gain = (c_trained - c_base).double() / K
+    found = torch.ones(P, dtype=torch.bool)  # the search finds every success: unreached prompts are barrier
+
+    def creation(c_for_regimes):
+        regimes = classify(c_for_regimes.double() / K, reached_sampling(c_for_regimes), thresholds=th,
+                           search_success_P=found)
+        return gain_split(regimes, gain, rs)["creation"]
+
+    same = creation(c_base)
+    independent = creation(c_select)
+    assert excludes_zero(same) and same["value"] > 0.003  # ~ P(c=0) * p = 0.37 / 64
+    assert not excludes_zero(independent) and abs(independent["value"]) < 0.002

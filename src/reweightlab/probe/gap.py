@@ -20,7 +20,8 @@ Estimators (our choice, each with its reason):
 - Z is dominated by the rare success class (e^{5/beta} against e^{-1/beta}), so a log-mean-exp of a few
   base samples misses it on prompts without a sampled success. Where the task enumerates its
   solutions, the success mass is p_known (exact for the listed solutions) plus the sampled share
-  of successes the list does not hold; elsewhere the sampled success rate. The other classes share the
+  of successes that are not a listed solution token for token (another spelling, no EOS); elsewhere
+  the sampled success rate. The other classes share the
   rest of the mass in proportion to their sampled counts, each with a pseudo-count of 1/2
   (Krichevsky-Trofimov), so a class T produces but B's samples missed is rare, not impossible.
 - T's class masses use the same estimator on its own samples (so a model equal to its base gets

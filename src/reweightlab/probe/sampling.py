@@ -45,6 +45,8 @@ class SampledCounts:
     rewards_PN: torch.Tensor
     success_PN: torch.Tensor
     keys_P: list[list[str | None]]
+    unlisted_PN: torch.Tensor | None
+    """Successes that are not one of the task's listed solutions token for token (None: no list given)."""
     kept: SequenceStore
     keep_per_prompt: int
     completion_tokens: int
@@ -67,6 +69,11 @@ class SampledCounts:
         return [Counter(k for k in keys[:first] if k is not None) for keys in self.keys_P]
 
 
+def _as_listed(tokenizer, text: str) -> list[int]:
+    """The token ids p_known scores for a listed solution: its encoding followed by EOS."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+
+
 def chunk_plan(num_prompts: int, n: int, chunk_sequences: int) -> tuple[int, int]:
     """(prompts per chunk, samples per chunk): P_c * G_c <= chunk_sequences, G_c <= n, both >= 1."""
     if chunk_sequences < 1:
@@ -82,11 +89,14 @@ Record = Callable[[list[int], list[str], list[float], list[str], list[float]], N
 def sample_counts(
     model, tokenizer, task, problems, *, n: int, keep_per_prompt: int, max_new_tokens: int, seed: int,
     chunk_sequences: int = 8192, max_batch_sequences: int = 512, progress: bool = False, desc: str = "sampling",
-    record: Record | None = None,
+    record: Record | None = None, listed: list[set[str]] | None = None,
 ) -> SampledCounts:
     """Sample ``n`` completions per problem at temperature 1 and verify each (module docstring).
 
     ``record(prompt_index, text, reward, reason, logp)`` (lists, one entry per sample) is called once per chunk.
+    ``listed``: per problem, the task's listed solutions; a success counts as listed only when its
+    tokens are exactly a listed solution's followed by EOS (what p_known sums), so ``unlisted_PN`` marks
+    the successes the likelihood estimator cannot see (other spellings, no EOS, special tokens).
     """
     P = len(problems)
     if P == 0:
@@ -103,6 +113,7 @@ def sample_counts(
     rewards_PN = torch.empty(P, n, dtype=torch.float32)
     success_PN = torch.empty(P, n, dtype=torch.bool)
     keys_P: list[list[str | None]] = [[None] * n for _ in range(P)]
+    unlisted_PN = None if listed is None else torch.zeros(P, n, dtype=torch.bool)
     kept, tokens, chunk = [], 0, 0
     t0 = time.perf_counter()
     with tqdm(total=P * n, desc=desc, unit="seq", disable=not progress, leave=False) as bar:
@@ -118,9 +129,15 @@ def sample_counts(
                 rewards_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.rewards_PG
                 success_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.success_PG.bool()
                 # only successes get a key: one task call per success, none per failure
-                for i in torch.nonzero(scored.success_PG.flatten()).flatten().tolist():
+                wins = torch.nonzero(scored.success_PG.flatten()).flatten().tolist()
+                ids = scored.rollout.completions_as_lists() if wins and listed is not None else None
+                for i in wins:
                     q, g = divmod(i, G)
-                    keys_P[p0 + q][g0 + g] = solution_key(task, part[q], scored.texts[i])
+                    text = scored.texts[i]
+                    keys_P[p0 + q][g0 + g] = solution_key(task, part[q], text)
+                    if ids is not None:
+                        exact = text in listed[p0 + q] and ids[i] == _as_listed(tokenizer, text)
+                        unlisted_PN[p0 + q, g0 + g] = not exact
                 tokens += int(scored.rollout.completion_mask_NT.sum())
                 if record is not None:
                     logp_N = scored.store.columns["logp_sampler"].double().sum(1).tolist()
@@ -132,7 +149,7 @@ def sample_counts(
                 bar.update(len(part) * G)
     return SampledCounts(
         n_P=torch.full((P,), n, dtype=torch.long), c_P=success_PN.sum(1).long(), rewards_PN=rewards_PN,
-        success_PN=success_PN, keys_P=keys_P,
+        success_PN=success_PN, keys_P=keys_P, unlisted_PN=unlisted_PN,
         kept=SequenceStore.concat(kept, tokenizer.pad_token_id) if kept else None, keep_per_prompt=keep_per_prompt,
         completion_tokens=tokens, seconds=time.perf_counter() - t0, seed=seed,
     )

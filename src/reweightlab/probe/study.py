@@ -150,7 +150,7 @@ class ModelProbe:
     p_known_P: torch.Tensor | None
     max_logp_P: torch.Tensor | None
     unlisted_success_P: torch.Tensor | None
-    """Share of the n samples that succeed with a solution the task's list does not hold."""
+    """Share of the n samples that succeed other than as a listed solution + EOS (what p_known misses)."""
     search_found_P: torch.Tensor
     search: dict
     regimes: dict[str, list[str]]
@@ -163,20 +163,21 @@ class ModelProbe:
 
 
 def _known_stats(model, tokenizer, task, problems, device):
-    """(p_known_P, max_logp_P, solution lists) or (None, None, None) when the task cannot enumerate."""
+    """(p_known_P, max_logp_P) or (None, None) when the task cannot enumerate its solutions."""
     from reweightlab.probe.likelihood import known_solution_stats
 
     if task.solutions(problems[0]) is None:
-        return None, None, None
+        return None, None
     stats = known_solution_stats(model, tokenizer, task, problems, device=device)
-    return stats.p_known_P, stats.max_logp_P, [set(task.solutions(p)) for p in problems]
+    return stats.p_known_P, stats.max_logp_P
 
 
 def _sample(model, tokenizer, task, problems, settings: ProbeSettings, *, n: int, keep: int, seed: int,
-            desc: str, progress: bool, record) -> SampledCounts:
+            desc: str, progress: bool, record, listed=None) -> SampledCounts:
     return sample_counts(
         model, tokenizer, task, problems, n=n, keep_per_prompt=keep, max_new_tokens=settings.max_new_tokens,
         seed=seed, chunk_sequences=settings.chunk_sequences, progress=progress, desc=desc, record=record,
+        listed=listed,
     )
 
 
@@ -189,8 +190,9 @@ def probe_model(model, tokenizer, task, problems, settings: ProbeSettings, *, la
     t0 = time.perf_counter()
     seed = settings.seed + MODEL_SEED_STRIDE * index
     rec = recorder(label) if recorder else None
+    listed = None if task.solutions(problems[0]) is None else [set(task.solutions(p)) for p in problems]
     s = _sample(model, tokenizer, task, problems, settings, n=settings.n, keep=settings.keep_per_prompt, seed=seed,
-                desc=f"sampling {label}", progress=progress, record=rec)
+                desc=f"sampling {label}", progress=progress, record=rec, listed=listed)
     if index == 0:
         regime_seed = seed + REGIME_SEED_OFFSET
         rec = recorder(f"{label}.regime") if recorder else None
@@ -201,12 +203,8 @@ def probe_model(model, tokenizer, task, problems, settings: ProbeSettings, *, la
         regime_seed = seed
         c_K_P, solutions_K = s.c_first(K), s.solutions(first=K)
     t1 = time.perf_counter()
-    p_known_P, max_logp_P, listed = _known_stats(model, tokenizer, task, problems, settings.device)
-    unlisted_P = None
-    if listed is not None:
-        unlisted_P = torch.tensor([sum(c for key, c in counts.items() if key not in sols)
-                                   for counts, sols in zip(s.solutions(), listed, strict=True)],
-                                  dtype=torch.float64) / s.n_P.double()
+    p_known_P, max_logp_P = _known_stats(model, tokenizer, task, problems, settings.device)
+    unlisted_P = None if s.unlisted_PN is None else s.unlisted_PN.double().mean(1)
     t2 = time.perf_counter()
     todo = torch.nonzero(c_K_P == 0).flatten()  # not reached by the regime samples: search for a success
     found_P = torch.zeros(len(problems), dtype=torch.bool)

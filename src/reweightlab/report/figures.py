@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from reweightlab.report.load import VARIANT_NAMES, RunData
+from reweightlab.report.load import VARIANT_NAMES, Interval, RunData
 
 BASE_COLOR = "#222222"
 DPI = 144  # drawn at 1.5x the CSS pixel size, so text stays sharp on high-density screens
@@ -67,16 +67,24 @@ def _legend(fig: Figure, colors: dict[str, str], models: list[str], *, base_dash
     fig.legend(handles, models, loc="outside lower center", ncol=min(len(models), 8), frameon=False, fontsize=8.5)
 
 
+def _bounds(ivs: list[Interval]) -> list[list[float]]:
+    """Error-bar lengths below and above each value (0 where a bound is undefined)."""
+    lo = [0.0 if i.lo is None else max(0.0, i.value - i.lo) for i in ivs]
+    hi = [0.0 if i.hi is None else max(0.0, i.hi - i.value) for i in ivs]
+    return [lo, hi]
+
+
 def passk_figure(run: RunData, colors: dict[str, str]) -> Picture:
-    """pass@k against k (log scale), one panel per rule; the shaded band is the 95% bootstrap interval."""
+    """pass@k against k (log scale), one panel per rule; the shaded band is the 95% bootstrap interval.
+    One curve per method: its first training seed (every model of a probe folder)."""
     import matplotlib
 
-    variants = list(run.evals)
+    variants, models = list(run.evals), ["base", *run.first_labels]
     with matplotlib.rc_context(STYLE):
         fig = _figure(_width(variants), 3.5)
         axes = fig.subplots(1, len(variants), squeeze=False, sharey=True)[0]
         for ax, v in zip(axes, variants, strict=True):
-            for m in run.models:
+            for m in models:
                 e = run.evals[v].get(m)
                 if e is None:
                     continue
@@ -94,77 +102,127 @@ def passk_figure(run: RunData, colors: dict[str, str]) -> Picture:
             ax.set_title(VARIANT_NAMES.get(v, v))
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("pass@k")
-        _legend(fig, colors, run.models)
-        return _picture(fig, "pass@k against k, base and each method, with 95% intervals")
+        _legend(fig, colors, models)
+        return _picture(fig, "pass@k against k, the base and one model per method, with 95% intervals")
 
 
 def scatter_figure(run: RunData, colors: dict[str, str]) -> Picture:
-    """pass@1 gain over the base against KL(method || base) per token; one point per method and rule."""
+    """pass@1 gain over the base against KL(model || base) per token, both with their 95% intervals;
+    one point per trained model and rule, coloured by method."""
     import matplotlib
 
     variants = list(run.evals)
     with matplotlib.rc_context(STYLE):
-        fig = _figure(_width(variants), 3.3)
+        fig = _figure(_width(variants), 3.5)
         axes = fig.subplots(1, len(variants), squeeze=False)[0]
         for ax, v in zip(axes, variants, strict=True):
             ax.axhline(0, color="#999999", lw=0.8)
             ax.scatter([0], [0], marker="x", color=BASE_COLOR, s=40, zorder=3)
             ax.annotate("base", (0, 0), xytext=(4, -10), textcoords="offset points", fontsize=8)
-            points = {m: (e.kl_per_token, e.pass1_gain) for m in run.methods
-                      if (e := run.evals[v].get(m)) is not None and None not in (e.kl_per_token, e.pass1_gain)}
-            for m, (x, y) in points.items():
-                ax.scatter([x], [y], color=colors[m], s=45, zorder=3, edgecolor="white")
-            for m, dy in _label_offsets(points).items():
-                ax.annotate(m, points[m], xytext=(5, dy), textcoords="offset points", fontsize=8, color=colors[m])
+            for m in run.trained:
+                c = getattr(run.evals[v].get(m), "vs", None)
+                if c is None or None in (c.kl.value, c.delta_pass1.value):
+                    continue
+                ax.errorbar([c.kl.value], [c.delta_pass1.value], xerr=_bounds([c.kl]), yerr=_bounds([c.delta_pass1]),
+                            fmt="o", color=colors[m], ms=6, mec="white", elinewidth=0.8, alpha=0.9, zorder=3)
             ax.set_xlim(left=0)
             ax.margins(x=0.15, y=0.2)
-            ax.set_xlabel("KL(method || base) per token")
+            ax.set_xlabel("KL(model || base) per token")
             ax.set_title(VARIANT_NAMES.get(v, v))
             ax.grid(alpha=0.3)
         axes[0].set_ylabel("pass@1 gain over the base")
-        return _picture(fig, "pass@1 gain against KL to the base, one point per method")
+        _legend(fig, colors, run.methods)
+        return _picture(fig, "pass@1 gain against KL to the base, one point per trained model")
 
 
-def _label_offsets(points: dict[str, tuple[float, float]]) -> dict[str, float]:
-    """Vertical offsets (points) for the scatter's labels: methods that land almost on one spot (same
-    KL and gain) get stacked labels instead of one unreadable overprint."""
-    if not points:
-        return {}
-    xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
-    span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-    placed: list[tuple[float, float, float]] = []
-    offsets = {}
-    for m, (x, y) in sorted(points.items(), key=lambda kv: (kv[1][1], kv[1][0]), reverse=True):
-        near = [dy for px, py, dy in placed if abs(px - x) < 0.12 * span_x and abs(py - y) < 0.06 * span_y]
-        offsets[m] = min(near) - 10 if near else 3.0
-        placed.append((x, y, offsets[m]))
-    return offsets
+def free_energy_figure(run: RunData, colors: dict[str, str], max_cols: int = 8) -> Picture:
+    """The free-energy gap against beta (log scale), one panel per method and rule: the first seed's gap
+    (solid) and its two parts, between (dashed) and within (dotted) reward classes, each with its 95%
+    interval; the other seeds' gaps thin; the base's gap in grey; the beta the method trained at, dotted."""
+    import matplotlib
+
+    variants = list(run.evals)
+    panels = ["base", *run.methods]
+    ncols = min(max_cols, len(panels))
+    per_variant = -(-len(panels) // ncols)
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(max(4.2, 1.55 * ncols + 0.6), 0.6 + 2.0 * per_variant * len(variants))
+        axes = fig.subplots(per_variant * len(variants), ncols, squeeze=False, sharey=True)
+        for vi, v in enumerate(variants):
+            for j in range(per_variant * ncols):
+                ax = axes[vi * per_variant + j // ncols, j % ncols]
+                if j >= len(panels):
+                    ax.set_visible(False)
+                    continue
+                _free_energy_panel(ax, run, v, panels[j], colors)
+                if j % ncols == 0:
+                    ax.set_ylabel(f"{VARIANT_NAMES.get(v, v)}\nF gap", fontsize=8.5)
+        fig.supxlabel("beta (log scale)", fontsize=8.5)
+        _free_energy_legend(fig)
+        return _picture(fig, "free-energy gap against beta, split between and within reward classes, per method")
+
+
+def _free_energy_panel(ax, run: RunData, variant: str, method: str, colors: dict[str, str]) -> None:
+    ev = run.evals[variant]
+    labels = ["base"] if method == "base" else run.labels_of(method)
+    base = ev["base"].free_energy
+    if method != "base":
+        ax.plot(list(base), [f.gap.value for f in base.values()], color="#9a9a9a", ls="--", lw=1.2, zorder=1)
+    for i, label in enumerate(labels):
+        sweep = ev[label].free_energy
+        betas = list(sweep)
+        parts = (("gap", "-", 1.6), ("between", "--", 1.0), ("within", ":", 1.2)) if i == 0 else (("gap", "-", 0.8),)
+        for part, ls, lw in parts:
+            ivs = [getattr(f, part) for f in sweep.values()]
+            ok = [k for k, iv in enumerate(ivs) if iv.value is not None]
+            ax.errorbar([betas[k] for k in ok], [ivs[k].value for k in ok], yerr=_bounds([ivs[k] for k in ok]),
+                        color=colors[label], ls=ls, lw=lw, elinewidth=0.7, capsize=1.5, marker="o" if part == "gap"
+                        else None, ms=2.5, alpha=1.0 if i == 0 else 0.5, zorder=3 if part == "gap" else 2)
+    trained_at = getattr(ev[labels[0]].vs, "training_beta", None)
+    if trained_at is not None:
+        ax.axvline(trained_at, color=colors[labels[0]], ls=":", lw=0.9, alpha=0.8)
+    ax.set_xscale("log")
+    ax.set_title(method, color=colors[method], fontweight="bold", fontsize=8.5)
+    ax.grid(alpha=0.3)
+
+
+def _free_energy_legend(fig: Figure) -> None:
+    from matplotlib.lines import Line2D
+
+    keys = (("gap (first seed)", "-", 1.6, "#444444"), ("between classes", "--", 1.0, "#444444"),
+            ("within classes", ":", 1.2, "#444444"), ("other seeds' gap", "-", 0.8, "#aaaaaa"),
+            ("base's gap", "--", 1.2, "#9a9a9a"))
+    handles = [Line2D([], [], color=c, ls=ls, lw=lw) for _n, ls, lw, c in keys]
+    fig.legend(handles, [k[0] for k in keys], loc="outside lower center", ncol=len(keys), frameon=False,
+               fontsize=8)
 
 
 TRAINING_PANELS = (("reward", "mean reward"), ("kl", "KL to the base"), ("loss", "loss"))
 
 
 def training_figure(run: RunData, colors: dict[str, str]) -> Picture:
-    """reward, KL and loss against step for each method; a method appears where it logged the key."""
+    """reward, KL and loss against step for each trained model (coloured by method); a model appears
+    where it logged the key."""
     import matplotlib
 
     with matplotlib.rc_context(STYLE):
         fig = _figure(9, 3.1)
         axes = fig.subplots(1, len(TRAINING_PANELS), squeeze=False)[0]
         for ax, (key, title) in zip(axes, TRAINING_PANELS, strict=True):
-            logged = [m for m in run.methods if any(key in row for row in run.metrics.get(m, []))]
+            logged = [m for m in run.trained if any(key in row for row in run.metrics.get(m, []))]
             for m in logged:
                 rows = [r for r in run.metrics[m] if r.get(key) is not None]
-                ax.plot([r["step"] for r in rows], [r[key] for r in rows], color=colors[m], lw=1.5)
+                ax.plot([r["step"] for r in rows], [r[key] for r in rows], color=colors[m], lw=1.3, alpha=0.85)
             if not logged:
-                ax.text(0.5, 0.5, f"no method logs {key}", ha="center", va="center", transform=ax.transAxes,
+                ax.text(0.5, 0.5, f"no model logs {key}", ha="center", va="center", transform=ax.transAxes,
                         color="#777777")
-            missing = len(run.methods) - len(logged)
-            ax.set_title(title + (f"  ({len(logged)} of {len(run.methods)} methods)" if missing else ""))
+            methods = list(dict.fromkeys(run.method_of.get(m, m) for m in logged))
+            missing = len(run.methods) - len(methods)
+            ax.set_title(title + (f"  ({len(methods)} of {len(run.methods)} methods)" if missing else ""))
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
         _legend(fig, colors, run.methods)
-        return _picture(fig, "training curves: reward, KL and loss against step for each method")
+        return _picture(fig, "training curves: reward, KL and loss against step for each trained model")
 
 
 def _heatmap(ax, grid: list[list[int]], vmax: int) -> None:
@@ -178,15 +236,25 @@ def _heatmap(ax, grid: list[list[int]], vmax: int) -> None:
     ax.spines[:].set_visible(False)
 
 
+def label_grid(run: RunData, max_cols: int = 8) -> list[list[str | None]]:
+    """The heatmaps' layout: a column per method and a row per training seed where the methods fit in
+    `max_cols` columns; else the models in reading order, `max_cols` a row."""
+    groups = [run.labels_of(m) for m in run.methods]
+    if len(groups) <= max_cols and max((len(g) for g in groups), default=1) > 1:
+        depth = max(len(g) for g in groups)
+        return [[g[i] if i < len(g) else None for g in groups] for i in range(depth)]
+    flat = run.trained
+    return [flat[i:i + max_cols] for i in range(0, len(flat), max_cols)] or [[]]
+
+
 def transitions_figure(run: RunData, colors: dict[str, str], max_cols: int = 8) -> Picture:
-    """One heatmap per method and rule: prompts counted by regime under the base (rows) and under the
-    method (columns). A block of rows per rule, at most `max_cols` methods a row; one shared colour scale."""
+    """One heatmap per trained model and rule: prompts counted by regime under the base (rows) and under
+    the model (columns). A block of rows per rule (a row per training seed); one shared colour scale."""
     import matplotlib
 
     regimes, variants = run.regimes, list(run.transitions)
-    methods = [m for m in run.methods if any(m in run.transitions[v] for v in variants)]
-    ncols = max(1, min(max_cols, len(methods)))
-    per_variant = -(-len(methods) // ncols)
+    grid = label_grid(run, max_cols)
+    ncols, per_variant = max(1, max(len(r) for r in grid)), len(grid)
     vmax = max([n for v in variants for mv in run.transitions[v].values() for row in mv.values() for n in row.values()]
                + [1])
     short = [r[:4] + "." if len(r) > 6 else r for r in regimes]  # "singularity" would crowd a 1-inch panel
@@ -194,19 +262,19 @@ def transitions_figure(run: RunData, colors: dict[str, str], max_cols: int = 8) 
         fig = _figure(max(4.0, 1.2 * ncols + 0.9), 0.5 + 1.45 * per_variant * len(variants))
         axes = fig.subplots(per_variant * len(variants), ncols, squeeze=False)
         for vi, v in enumerate(variants):
-            for j in range(per_variant * ncols):
-                ax = axes[vi * per_variant + j // ncols, j % ncols]
-                m = methods[j] if j < len(methods) else None
+            for i, j in ((i, j) for i in range(per_variant) for j in range(ncols)):
+                ax = axes[vi * per_variant + i, j]
+                m = grid[i][j] if j < len(grid[i]) else None
                 if m is None or m not in run.transitions[v]:
                     ax.set_visible(False)
                     continue
                 _heatmap(ax, [[run.transitions[v][m][a][b] for b in regimes] for a in regimes], vmax)
                 ax.set_title(m, color=colors[m], fontweight="bold", fontsize=8.5)
-                last_row = vi == len(variants) - 1 and (j // ncols == per_variant - 1 or j + ncols >= len(methods))
-                ax.set_xticks(range(len(regimes)), short if last_row else [], rotation=90, fontsize=7)
-                ax.set_yticks(range(len(regimes)), short if j % ncols == 0 else [], fontsize=7)
-                if j % ncols == 0:
+                last = i == per_variant - 1 or j >= len(grid[i + 1]) or grid[i + 1][j] is None
+                ax.set_xticks(range(len(regimes)), short if last else [], rotation=90, fontsize=7)
+                ax.set_yticks(range(len(regimes)), short if j == 0 else [], fontsize=7)
+                if j == 0 and i == 0:
                     ax.set_ylabel(VARIANT_NAMES.get(v, v), fontsize=8.5, fontweight="bold")
         fig.supylabel("regime under the base (rows)", fontsize=8.5)
-        fig.supxlabel("regime under the method (columns)", fontsize=8.5)
-        return _picture(fig, "regime transition matrices, one per method and rule")
+        fig.supxlabel("regime under the model (columns)", fontsize=8.5)
+        return _picture(fig, "regime transition matrices, one per trained model and rule")

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
-from reweightlab.report import figures
-from reweightlab.report.load import VARIANT_NAMES, ModelEval, RunData
+from reweightlab.report import figures, tables
+from reweightlab.report.load import RunData
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f; margin: 0;
@@ -34,7 +34,8 @@ thead th { font-weight: 600; color: #444; border-bottom: 1px solid #c8c8cc; }
 thead tr.group th { text-align: center; border-bottom: 1px solid #c8c8cc; color: #222; }
 th[scope=row] { text-align: left; font-weight: 600; }
 tr.base td, tr.base th { background: #f3f3f5; }
-td.best { font-weight: 700; }
+td.sig { font-weight: 700; }
+caption { text-align: left; font-weight: 600; font-size: 13px; padding: 8px 0 4px; color: #333; }
 td.pos { color: #137333; } td.neg { color: #b3261e; } td.na { color: #aaa; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
 figure { margin: 0 0 14px; }
@@ -57,120 +58,142 @@ class Section:
 def _figure_html(pic: figures.Picture, how: tuple[str, str]) -> str:
     """A figure and, under it, two lines on how to read it."""
     return (f'<figure><img src="{pic.uri}" width="{pic.width_px}" alt="{escape(pic.alt)}">'
-            f"<figcaption><span>{how[0]}</span><span>{how[1]}</span></figcaption></figure>")
+            f"<figcaption><span>{escape(how[0])}</span><span>{escape(how[1])}</span></figcaption></figure>")
 
 
-def _fmt(x: float | None, spec: str) -> str:
-    return "–" if x is None else format(x, spec)
+def _how(first: str, second: str) -> str:
+    """The two lines under a table."""
+    return f'<p class="how"><span>{escape(first)}</span><span>{escape(second)}</span></p>'
 
 
-def _cell(x: float | None, spec: str, *, best: bool = False, signed: bool = False) -> str:
-    classes = ["na"] if x is None else (["best"] if best else [])
-    if signed and x is not None and abs(x) >= 5e-4:  # what rounds to +0.000 is neither gain nor loss
-        classes.append("pos" if x > 0 else "neg")
-    cls = f' class="{" ".join(classes)}"' if classes else ""
-    return f"<td{cls}>{_fmt(x, spec)}</td>"
+def _per_variant(run: RunData, table: Callable[[RunData, str, dict[str, str]], str], colors: dict[str, str]) -> str:
+    return "".join(table(run, v, colors) for v in run.evals)
 
 
-# (header, tooltip, value of a ModelEval, format, signed)
-def _columns(k_top: int) -> list[tuple[str, str, Callable[[ModelEval], float | None], str, bool]]:
-    return [
-        ("pass@1", "chance that one sample solves a prompt", lambda e: e.pass_at_k.get(1), ".3f", False),
-        (f"pass@{k_top}", f"chance that at least one of {k_top} samples does", lambda e: e.pass_at_k.get(k_top),
-         ".3f", False),
-        ("elicit.", "pass@1 gain on prompts the base reached within its budget", lambda e: e.elicitation, "+.3f",
-         True),
-        ("creation", "pass@1 gain on prompts the base did not reach", lambda e: e.creation, "+.3f", True),
-        ("KL/tok", "KL(method || base) per token", lambda e: e.kl_per_token, ".3f", False),
-        ("F gap", "free energy minus its optimum (beta = 1)", lambda e: e.free_energy_gap, ".2f", False),
-        ("k*", "k at which the base catches up", lambda e: e.crossover_k, ".1f", False),
-    ]
-
-
-def _table(run: RunData, colors: dict[str, str]) -> str:
-    variants = list(run.evals)
-    k_top = {v: max(run.evals[v]["base"].pass_at_k) for v in variants}
-    cols = {v: _columns(k_top[v]) for v in variants}
-    timed = bool(run.train_seconds)
-    group = "".join(f'<th colspan="{len(cols[v])}">{VARIANT_NAMES.get(v, v)}</th>' for v in variants)
-    heads = "".join(f'<th title="{escape(tip)}">{escape(h)}</th>' for v in variants for h, tip, *_ in cols[v])
-    # the best pass@k of a column, bold in the table; None when every model scores 0 (nothing to single out)
-    best = {(v, h): max((x for e in run.evals[v].values() if (x := get(e)) is not None), default=0.0) or None
-            for v in variants for h, _t, get, *_ in cols[v]}
-    rows = []
-    for m in run.models:
-        cells = []
-        for v in variants:
-            e = run.evals[v].get(m)
-            for head, _tip, get, spec, signed in cols[v]:
-                x = None if e is None else get(e)
-                cells.append(_cell(x, spec, best=head.startswith("pass@") and x == best[v, head], signed=signed))
-        if timed:
-            cells.append(_cell(run.train_seconds.get(m), ".1f"))
-        swatch = f'<span class="swatch" style="background:{colors[m]}"></span>'
-        cls = ' class="base"' if m == "base" else ""
-        rows.append(f'<tr{cls} data-model="{escape(m)}"><th scope="row">{swatch}{escape(m)}</th>{"".join(cells)}</tr>')
-    time_head = '<th rowspan="2" title="wall time of post-training">train s</th>' if timed else ""
-    return (f'<div class="scroll"><table class="methods"><thead><tr class="group"><th rowspan="2">model</th>{group}'
-            f"{time_head}</tr><tr>{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
-
-
-TABLE_HOW = (
-    "pass@k: the chance that at least one of k samples solves a held-out prompt (bold: best in the column). "
-    "elicit. + creation = the pass@1 gain over the base, on prompts the base already reached within its "
-    "sampling budget (elicitation) and on prompts it did not (creation).",
-    "KL/tok: exact KL(method || base) per token on the method's own samples; F gap: free energy above its "
-    "optimum at beta = 1 (the base row: the gap a perfect reweighting would close); k*: the k at which the base "
-    "catches up (–: not within the measured k).",
+ACROSS_HOW = (
+    "One row per method: each figure's mean ± std over its {n} training seeds (across_seeds in summary.json; "
+    "(n=…) where a figure is defined for fewer seeds); the base row holds the base's own pass@1 and F gap. "
+    "Δpass@1 = elicitation + creation: the pass@1 gain on prompts the base reached within its sampling budget "
+    "and on prompts it did not.",
+    "k*: the k at which the base catches up (Yue et al., arXiv 2504.13837); E / S: prompts reached only by the "
+    "model / only by the base; NSCR: net support change; KL/tok: KL(model || base) per token; F gap: free energy "
+    "above its optimum at the probe's beta (arXiv 2605.08368). Each seed, with its intervals, is in the next table.",
+)
+ALONE_HOW = (
+    "Each model on its own: pass@k with its 95% bootstrap interval over prompts, the mean reward of a sample, "
+    "how many prompts fall in each regime, and the distinct correct solutions it finds per prompt.",
+    "F gap: free energy above its optimum at the probe's beta; on the base row, the gap a perfect reweighting of "
+    "the base would close (arXiv 2605.08368). The next table sets each trained model against the base.",
+)
+VERSUS_HOW = (
+    "Each trained model against the base: value [low, high], a 95% paired bootstrap interval over prompts. Bold "
+    "(green above 0, red below) marks a difference whose interval excludes 0 (Δpass@1, elicit., creation, NSCR, "
+    "F gap − base); plain text, one whose interval holds 0. k*: the k at which the base catches up (Yue et al., "
+    "arXiv 2504.13837; –: not within the measured k; hover for how often it is defined).",
+    "E / S: prompts only the model / only the base reached within its budget. KL(model‖base) is measured on the "
+    "model's samples; KL(base‖model), the forward KL, on the base's: the direction RL's Razor (arXiv 2509.04259) "
+    "links to forgetting. F gap − base: how much further the model sits from the optimal reweighting of the base "
+    "than the base itself (arXiv 2605.08368).",
+)
+SUPPORT_HOW = (
+    "A model's support: the prompts (prompt level) or the distinct correct solutions (solution level) it reaches "
+    "within its sampling budget. With P reached by both, E by the model only and S by the base only: SRR = "
+    "P / (P + S) keeps, NDR = E / (P + E) discovers, SDS is their harmonic mean and NSCR = (E − S) / (P + E + S) "
+    "the net change (Wu et al., \"The Invisible Leash\", arXiv 2507.14843); [low, high]: 95% intervals.",
+    "SRR near 1 with NDR near 0 is reweighting inside the base's support; a high NDR means new ground. NSCR below "
+    "0, bold where its interval excludes 0, means the model lost more than it found; –: an empty denominator.",
 )
 PASSK_HOW = (
     "Each line is one model's pass@k on held-out prompts (dashed black: the base), the shaded band its 95% "
-    "bootstrap interval over prompts; a probe covers one rule, a demo both (trained on the first only).",
-    "A method above the base at k = 1 that meets it at large k made answers the base could already sample more "
-    "likely (elicitation); a lead that stays open at large k means it reached answers the base could not.",
+    "bootstrap interval over prompts; {which}",
+    "A model above the base at k = 1 that meets it at larger k (the crossover k*, Yue et al., arXiv 2504.13837) "
+    "made answers the base could already sample more likely; a lead that stays open at large k means it reached "
+    "answers the base could not.",
 )
 SCATTER_HOW = (
-    "Each point is one method: how far it moved from the base (x, KL per token on its own samples) against what "
-    "it gained in pass@1 (y); the base sits at the origin.",
-    "Up and to the left is efficient (much gain for little movement); below the line the method lost accuracy, "
-    "and far to the right at no gain it drifted from the base without helping.",
+    "Each point is one trained model (its colour: its method; every seed is a point): how far it moved from the "
+    "base (x, KL(model || base) per token on its own samples) against its pass@1 gain (y), the bars their 95% "
+    "intervals; the base sits at the origin.",
+    "Up and to the left is efficient (much gain for little movement); below the line the model lost accuracy, "
+    "and far to the right at no gain it drifted from the base without helping. Seeds of one method that scatter "
+    "widely say the method, at this budget, is not yet reproducible.",
+)
+FREE_ENERGY_HOW = (
+    "The free-energy gap F_beta[model] − F* = beta KL(model || pi*), where pi* is the base reweighted by "
+    "exp(reward / beta) (arXiv 2605.08368), against beta on a log scale, split into the part between reward "
+    "classes (how the model spreads its mass over rewards) and the part within them (which answer it picks in "
+    "a class); the bars are 95% intervals over prompts.",
+    "One panel per method: its first seed in full, its other seeds' gaps thin, the base's gap dashed grey, and a "
+    "dotted vertical line at the beta the method trained at, where it has one. Below the base's curve is closer "
+    "to the optimal reweighting; the within part is beta times a fixed KL, movement that no reward pays for.",
 )
 TRANSITIONS_HOW = (
-    "Rows: a prompt's regime under the base; columns: under the method; numbers count prompts. basin: solved "
-    "often; tail: found within the sampling budget; barrier: not sampled but reachable (search or likelihood); "
-    "singularity: out of reach.",
+    "Rows: a prompt's regime under the base; columns: under the trained model (one matrix per model, a row of "
+    "matrices per training seed); numbers count prompts. basin: solved often; tail: found within the sampling "
+    "budget; barrier: not sampled but found by search; singularity: out of reach.",
     "The diagonal is unchanged; counts left of it moved to an easier regime, right of it to a harder one. "
     "Pure reweighting moves tail to basin; only creation moves barrier or singularity up.",
 )
 
 
-def _table_section(run: RunData, colors: dict[str, str]) -> str:
-    second = TABLE_HOW[1] + (" train s: wall time of post-training." if run.train_seconds else "")
-    return _table(run, colors) + f'<p class="how"><span>{TABLE_HOW[0]}</span><span>{second}</span></p>'
+def _methods_section(run: RunData, colors: dict[str, str]) -> str:
+    if run.kind == "demo":
+        how = (ACROSS_HOW[0].format(n=run.num_seeds), ACROSS_HOW[1])
+        return _per_variant(run, tables.across_table, colors) + _how(*how)
+    return _per_variant(run, tables.alone_table, colors) + _how(*ALONE_HOW)
+
+
+def _no_trained(run: RunData) -> str:
+    return '<p class="note">No trained model in this folder: nothing to compare with the base.</p>'
+
+
+def _versus_section(run: RunData, colors: dict[str, str]) -> str:
+    if not run.trained:
+        return _no_trained(run)
+    extra = " train s: wall time of post-training." if run.train_seconds else ""
+    return _per_variant(run, tables.versus_table, colors) + _how(VERSUS_HOW[0], VERSUS_HOW[1] + extra)
+
+
+def _support_section(run: RunData, colors: dict[str, str]) -> str:
+    if not run.trained:
+        return _no_trained(run)
+    return _per_variant(run, tables.support_table, colors) + _how(*SUPPORT_HOW)
 
 
 def _passk_section(run: RunData, colors: dict[str, str]) -> str:
-    return _figure_html(figures.passk_figure(run, colors), PASSK_HOW)
+    if run.kind == "demo":
+        which = (f"one line per method, its first training seed ({', '.join(run.first_labels)}); every seed's "
+                 "Δpass@1 and k* are in the tables above. A demo probes both rules but trains on the first only.")
+    else:
+        which = "one line per model in the probe."
+    return _figure_html(figures.passk_figure(run, colors), (PASSK_HOW[0] + which, PASSK_HOW[1]))
 
 
 def _scatter_section(run: RunData, colors: dict[str, str]) -> str:
-    if not run.methods:
-        return '<p class="note">No trained model in this folder: nothing to compare with the base.</p>'
+    if not run.trained:
+        return _no_trained(run)
     return _figure_html(figures.scatter_figure(run, colors), SCATTER_HOW)
+
+
+def _free_energy_section(run: RunData, colors: dict[str, str]) -> str:
+    if not any(e.free_energy for ev in run.evals.values() for e in ev.values()):
+        return '<p class="note">No free-energy sweep in this folder.</p>'
+    return _figure_html(figures.free_energy_figure(run, colors), FREE_ENERGY_HOW)
 
 
 def _training_section(run: RunData, colors: dict[str, str]) -> str:
     if not run.metrics:
         return '<p class="note">No training curves: this folder holds a probe only (no metrics.jsonl).</p>'
-    logs_reward = [m for m, rows in run.metrics.items() if any("reward" in r for r in rows)]
-    others = [m for m in run.metrics if m not in logs_reward]
-    first = (f"Per-step logs from each method's metrics.jsonl. Reward and KL are logged by "
-             f"{', '.join(logs_reward) or 'no method'} only" + (f"; {', '.join(others)} train on fixed data and "
-                                                                "log a loss (and weights) but no reward or KL."
-                                                                if others else "."))
+    logs_reward = list(dict.fromkeys(run.method_of.get(m, m) for m, rows in run.metrics.items()
+                                     if any("reward" in r for r in rows)))
+    others = [m for m in run.methods if m not in logs_reward]
+    first = (f"Per-step logs from each trained model's metrics.jsonl, one line per seed in its method's colour. "
+             f"Reward and KL are logged by {', '.join(logs_reward) or 'no method'} only"
+             + (f"; {', '.join(others)} train on fixed data and log a loss (and weights) but no reward or KL."
+                if others else "."))
     second = ("Rising reward with a KL that levels off is healthy RL. The offline loss is a weighted NLL and the RL "
               "loss a surrogate: compare the shapes of the curves, not their values, across the two families.")
-    return _figure_html(figures.training_figure(run, colors), (escape(first), second))
+    return _figure_html(figures.training_figure(run, colors), (first, second))
 
 
 def _transitions_section(run: RunData, colors: dict[str, str]) -> str:
@@ -222,9 +245,12 @@ def _control_section(run: RunData, colors: dict[str, str]) -> str:
 
 
 SECTIONS = (
-    Section("methods", "Methods at a glance", _table_section),
+    Section("methods", "Methods at a glance", _methods_section),
+    Section("versus", "Each trained model against the base, with 95% intervals", _versus_section),
     Section("passk", "pass@k against k", _passk_section),
     Section("gain-vs-kl", "Gain against distance from the base", _scatter_section),
+    Section("support", "Support: what each model keeps and finds", _support_section),
+    Section("free-energy", "Free-energy gap against beta", _free_energy_section),
     Section("training", "Training curves", _training_section),
     Section("transitions", "Regime transitions: where each prompt moved", _transitions_section),
 )
@@ -249,7 +275,9 @@ def _render(section: Section, run: RunData, colors: dict[str, str]) -> str:
 
 def render_page(runs: list[RunData]) -> str:
     """The whole page for one run, or several side by side (one column per run in every section)."""
-    colors = figures.palette([m for r in runs for m in r.models])
+    colors = figures.palette([r.method_of.get(m, m) for r in runs for m in r.models])
+    for r in runs:  # every trained model in its method's colour
+        colors |= {m: colors[r.method_of.get(m, m)] for m in r.models}
     names = " vs ".join(r.name for r in runs)
     facts = "".join(f'<p class="facts"><b>{escape(r.name)}</b>: {escape(f)}</p>' for r in runs for f in r.facts)
     sections = _sections(runs)

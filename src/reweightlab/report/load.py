@@ -1,19 +1,24 @@
 """Read a run folder (a demo's, or a lone `reweightlab probe --out DIR`) into one plain structure.
 
-Two sources hold the same figures in two shapes: a demo folder's summary.json (`eval`, per model
-and rule) and each probe.json (`per_model` + `vs_base`). Both are mapped to `ModelEval` rows here,
-so the page is built by one code path whichever folder it was given. Nothing is computed beyond
-reading, except the pass@1 gain where probe.json is absent (elicitation + creation, its two parts).
+Every figure of a model comes from a probe.json (version 2: `per_model` + `vs_base`, each difference
+with its 95% paired bootstrap interval), so a demo folder and a probe folder are read by one code
+path. A demo folder adds its summary.json: which trained model (`<method>-s<seed>`) belongs to which
+method, the spread of each figure across training seeds (`across_seeds`), training times, and where
+each model's metrics.jsonl is. Nothing is computed here: every number on the page is in those files.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 VARIANTS = ("id", "ood")
 VARIANT_NAMES = {"id": "in distribution", "ood": "out of distribution"}
+SUPPORT_RATIOS = ("SRR", "NDR", "SDS", "NSCR")
+SUPPORT_LEVELS = {"prompts": "prompt level", "solutions": "solution level"}
 
 
 class ReportError(ValueError):
@@ -21,32 +26,86 @@ class ReportError(ValueError):
 
 
 @dataclass(frozen=True)
+class Interval:
+    """An interval-backed figure: its value and 95% bounds (any of them None where undefined)."""
+
+    value: float | None
+    lo: float | None = None
+    hi: float | None = None
+    defined: float | None = None  # k* only: the share of bootstrap resamples in which it is defined
+
+    @property
+    def excludes_zero(self) -> bool:
+        return self.lo is not None and self.hi is not None and (self.lo > 0 or self.hi < 0)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One figure across the training seeds of a method (summary.json's across_seeds)."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class FreeEnergy:
+    """The free-energy gap at one beta and its two parts (between + within reward classes)."""
+
+    gap: Interval
+    between: Interval
+    within: Interval
+    gap_minus_base: Interval | None = None  # trained models only
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A trained model against the base (probe.json's vs_base), every figure with its interval."""
+
+    delta_pass1: Interval
+    crossover_k: Interval
+    elicitation: Interval
+    creation: Interval
+    support_E: Interval
+    support_S: Interval
+    kl: Interval  # KL(model || base) per token, on the model's samples
+    kl_forward: Interval  # KL(base || model) per token, on the base's samples
+    support: dict[str, dict[str, Interval]]  # level ("prompts", "solutions") -> SRR, NDR, SDS, NSCR
+    training_beta: float | None = None
+
+
+@dataclass(frozen=True)
 class ModelEval:
-    """One model under one rule: what the table, the pass@k curves and the scatter need."""
+    """One model under one rule: what the tables and the figures need."""
 
     pass_at_k: dict[int, float]
     ci95: dict[int, tuple[float, float]]
-    free_energy_gap: float | None = None
-    # None for the base model, which is not compared with itself
-    pass1_gain: float | None = None
-    elicitation: float | None = None
-    creation: float | None = None
-    kl_per_token: float | None = None
-    crossover_k: float | None = None
+    mean_reward: float | None
+    regimes: dict[str, int]
+    distinct: float | None  # distinct correct solutions per prompt
+    free_energy: dict[float, FreeEnergy]  # beta -> gap, ascending beta
+    vs: Comparison | None = None  # None for the base, which is not compared with itself
+
+    def free_energy_at(self, beta: float) -> FreeEnergy | None:
+        return next((f for b, f in self.free_energy.items() if abs(b - beta) <= 1e-9 * max(1.0, beta)), None)
 
 
 @dataclass
 class RunData:
-    """Everything the page shows about one folder; `evals[variant][model]`, base first."""
+    """Everything the page shows about one folder; `evals[variant][label]`, base first."""
 
     path: Path
     kind: str  # "demo" (summary.json), "probe" (probe.json only) or "control" (control.json only)
-    models: list[str]
+    models: list[str]  # labels: "base", then each trained model
+    method_of: dict[str, str] = field(default_factory=dict)  # label -> method ("base" -> "base")
     evals: dict[str, dict[str, ModelEval]] = field(default_factory=dict)
     transitions: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)
     regimes: list[str] = field(default_factory=list)
-    metrics: dict[str, list[dict]] = field(default_factory=dict)
-    train_seconds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, list[dict]] = field(default_factory=dict)  # label -> metrics.jsonl rows
+    train_seconds: dict[str, float] = field(default_factory=dict)  # label -> seconds
+    across: dict[str, dict[str, dict[str, Spread]]] = field(default_factory=dict)  # method -> variant -> figure
+    beta: dict[str, float] = field(default_factory=dict)  # variant -> the beta of the tables' F gap
+    num_seeds: int = 1
     facts: list[str] = field(default_factory=list)  # one-line descriptions of the run for the page header
 
     @property
@@ -54,8 +113,20 @@ class RunData:
         return self.path.name
 
     @property
-    def methods(self) -> list[str]:
+    def trained(self) -> list[str]:
         return [m for m in self.models if m != "base"]
+
+    @property
+    def methods(self) -> list[str]:
+        return list(dict.fromkeys(self.method_of.get(m, m) for m in self.trained))
+
+    def labels_of(self, method: str) -> list[str]:
+        return [m for m in self.trained if self.method_of.get(m, m) == method]
+
+    @property
+    def first_labels(self) -> list[str]:
+        """One model per method: its first training seed (the whole run for a probe folder)."""
+        return [self.labels_of(m)[0] for m in self.methods]
 
 
 def _read_json(path: Path) -> dict:
@@ -72,7 +143,7 @@ def _read_json(path: Path) -> dict:
 
 def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
-        raise ReportError(f"{path} is missing (training metrics of this method)")
+        raise ReportError(f"{path} is missing (training metrics of this model)")
     rows = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -87,112 +158,157 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _curve(raw: dict, path: Path, where: str) -> dict[int, float]:
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a missing key or a value of the wrong shape into a ReportError naming the file."""
     try:
-        return {int(k): float(v) for k, v in sorted(raw.items(), key=lambda kv: int(kv[0]))}
-    except (TypeError, ValueError, AttributeError):
-        raise ReportError(f"{path}: {where} should map k to a number") from None
-
-
-def _ci(raw: dict, path: Path, where: str) -> dict[int, tuple[float, float]]:
-    try:
-        return {int(k): (float(v[0]), float(v[1])) for k, v in raw.items()}
-    except (TypeError, ValueError, AttributeError, IndexError):
-        raise ReportError(f"{path}: {where} should map k to [low, high]") from None
-
-
-def _from_summary_eval(r: dict, path: Path, where: str) -> ModelEval:
-    """summary.json's eval[model][variant] (as written by `demo._probe_all`)."""
-    elicit, create = r.get("elicitation"), r.get("creation")
-    return ModelEval(
-        pass_at_k=_curve(r["pass_at_k"], path, f"{where}.pass_at_k"),
-        ci95=_ci(r["pass_at_k_ci95"], path, f"{where}.pass_at_k_ci95"),
-        free_energy_gap=r.get("free_energy_gap"),
-        pass1_gain=None if elicit is None or create is None else elicit + create,
-        elicitation=elicit, creation=create, kl_per_token=r.get("kl_to_base_per_token"),
-        crossover_k=r.get("crossover_k_vs_base"),
-    )
-
-
-def _from_probe(probe: dict, model: str, path: Path) -> ModelEval:
-    m = probe["per_model"][model]
-    where = f"per_model.{model}"
-    pk = _curve(m["pass_at_k"], path, f"{where}.pass_at_k")
-    ci = _ci(m["pass_at_k_ci95"], path, f"{where}.pass_at_k_ci95")
-    if model == "base":
-        return ModelEval(pk, ci, free_energy_gap=(m.get("free_energy") or {}).get("mean_gap"))
-    v = probe["vs_base"][model]
-    gain = v["pass1_gain"]
-    return ModelEval(
-        pk, ci, free_energy_gap=v["free_energy"]["mean_gap"], pass1_gain=gain["total"],
-        elicitation=gain["elicitation"], creation=gain["creation"],
-        kl_per_token=v["distance"]["kl_exact_per_token"], crossover_k=v.get("crossover_k"),
-    )
-
-
-def _load_probe(probe: dict, path: Path, run: RunData, variant: str, *, with_evals: bool) -> None:
-    """Transitions (and, for a probe-only folder, the evals) of one probe.json into `run`."""
-    try:
-        models = list(probe["per_model"])
-        if "base" not in models:
-            raise ReportError(f"{path}: per_model has no 'base' entry")
-        if with_evals:
-            run.evals[variant] = {m: _from_probe(probe, m, path) for m in ["base"] + [x for x in models if x != "base"]}
-        else:  # the summary's figures stand; probe.json adds the exact gain and the regime moves
-            for m in run.evals.get(variant, {}):
-                if m != "base" and m in probe["vs_base"]:
-                    run.evals[variant][m] = replace(run.evals[variant][m],
-                                                    pass1_gain=probe["vs_base"][m]["pass1_gain"]["total"])
-        run.transitions[variant] = {m: v["transitions"] for m, v in probe["vs_base"].items()}
+        yield
+    except ReportError:
+        raise
     except KeyError as exc:
         raise ReportError(f"{path}: missing key {exc}") from None
-    except (TypeError, AttributeError) as exc:
+    except (TypeError, AttributeError, ValueError, IndexError) as exc:
         raise ReportError(f"{path}: unexpected structure ({exc})") from None
-    if not run.regimes:
-        first = next(iter(run.transitions[variant].values()), {})
-        run.regimes = list(first)
-    if with_evals:
-        s = probe.get("settings", {})
-        run.facts.append(f"{VARIANT_NAMES.get(variant, variant)}: task {probe.get('task', '?')}, "
-                         f"{probe.get('num_prompts', '?')} prompts x {s.get('n', '?')} samples, "
-                         f"estimator {probe.get('estimator', '?')}")
+
+
+def _num(x) -> float | None:
+    if x is not None and not isinstance(x, int | float):
+        raise TypeError(f"expected a number or null, found {x!r}")
+    return None if x is None else float(x)
+
+
+def _interval(raw, where: str) -> Interval:
+    if not isinstance(raw, dict):
+        raise TypeError(f"{where} should be {{value, ci95}}, found {type(raw).__name__}")
+    lo, hi = raw["ci95"]
+    return Interval(_num(raw["value"]), _num(lo), _num(hi), _num(raw.get("defined")))
+
+
+def _curve(raw: dict, where: str) -> dict[int, float]:
+    if not isinstance(raw, dict):
+        raise TypeError(f"{where} should map k to a number")
+    return {int(k): float(v) for k, v in sorted(raw.items(), key=lambda kv: int(kv[0]))}
+
+
+def _ci(raw: dict, where: str) -> dict[int, tuple[float, float]]:
+    if not isinstance(raw, dict):
+        raise TypeError(f"{where} should map k to [low, high]")
+    return {int(k): (float(v[0]), float(v[1])) for k, v in raw.items()}
+
+
+def _sweep(raw: dict, where: str) -> dict[float, FreeEnergy]:
+    """probe.json's free_energy {beta: {gap, between, within[, gap_minus_base]}}, by ascending beta."""
+    out = {}
+    for b, p in raw.items():
+        w = f"{where}.free_energy.{b}"
+        extra = p.get("gap_minus_base")
+        out[float(b)] = FreeEnergy(_interval(p["gap"], w + ".gap"), _interval(p["between"], w + ".between"),
+                                   _interval(p["within"], w + ".within"),
+                                   None if extra is None else _interval(extra, w + ".gap_minus_base"))
+    return dict(sorted(out.items()))
+
+
+def _kl(raw: dict) -> Interval:
+    lo, hi = raw.get("kl_exact_per_token_ci95") or (None, None)
+    return Interval(_num(raw["kl_exact_per_token"]), _num(lo), _num(hi))
+
+
+def _comparison(v: dict, where: str) -> Comparison:
+    sp, gain, dist = v["support_prompts"], v["pass1_gain"], v["distance"]
+    levels = {"prompts": sp, "solutions": v["support_solutions"]}
+    return Comparison(
+        delta_pass1=_interval(v["delta_pass_at_k"]["1"], f"{where}.delta_pass_at_k.1"),
+        crossover_k=_interval(v["crossover_k"], f"{where}.crossover_k"),
+        elicitation=_interval(gain["elicitation"], f"{where}.pass1_gain.elicitation"),
+        creation=_interval(gain["creation"], f"{where}.pass1_gain.creation"),
+        support_E=_interval(sp["E"], f"{where}.support_prompts.E"),
+        support_S=_interval(sp["S"], f"{where}.support_prompts.S"),
+        kl=_kl(dist["reverse"]), kl_forward=_kl(dist["forward"]),
+        support={lv: {r: _interval(raw[r], f"{where}.support_{lv}.{r}") for r in SUPPORT_RATIOS}
+                 for lv, raw in levels.items()},
+        training_beta=_num(v.get("training_beta")),
+    )
+
+
+def _model_eval(probe: dict, label: str) -> ModelEval:
+    m, where = probe["per_model"][label], f"per_model.{label}"
+    vs = None if label == "base" else probe["vs_base"][label]
+    return ModelEval(
+        pass_at_k=_curve(m["pass_at_k"], f"{where}.pass_at_k"),
+        ci95=_ci(m["pass_at_k_ci95"], f"{where}.pass_at_k_ci95"),
+        mean_reward=_num(m.get("mean_reward")),
+        regimes={str(r): int(n) for r, n in m["regimes"].items()},
+        distinct=_num((m.get("diversity") or {}).get("distinct_solutions_per_prompt")),
+        free_energy=_sweep(m["free_energy"] if vs is None else vs["free_energy"], where if vs is None else
+                           f"vs_base.{label}"),
+        vs=None if vs is None else _comparison(vs, f"vs_base.{label}"),
+    )
+
+
+def _load_probe(path: Path, run: RunData, variant: str, labels: list[str] | None) -> str:
+    """One probe.json into `run`: each model's figures and regime moves under `variant`. `labels`: the
+    trained models to read (every one in the file where None); each must be there. Returns the file's
+    sentence on which samples are independent of which ('' if it has none)."""
+    probe = _read_json(path)
+    with _reading(path):
+        per_model = probe["per_model"]
+        if labels is None:
+            labels = [m for m in per_model if m != "base"]
+        for label in ["base", *labels]:
+            if label not in per_model:
+                raise ReportError(f"{path}: per_model has no {label!r} entry")
+        run.evals[variant] = {m: _model_eval(probe, m) for m in ["base", *labels]}
+        run.transitions[variant] = {m: probe["vs_base"][m]["transitions"] for m in labels}
+        settings = probe["settings"]
+        run.beta[variant] = float(settings.get("beta", 1.0))
+        if not run.regimes:
+            run.regimes = list(run.evals[variant]["base"].regimes)
+        run.facts.append(
+            f"{VARIANT_NAMES.get(variant, variant)}: task {probe.get('task', '?')}, {probe.get('num_prompts', '?')} "
+            f"{probe.get('prompt_split', '')} prompts x {settings.get('n', '?')} samples, regimes by "
+            f"{probe.get('estimator', '?')}; F gap at beta = {run.beta[variant]:g}")
+    return str(probe.get("independence") or "")
+
+
+def _across(raw: dict, methods: list[str]) -> dict[str, dict[str, dict[str, Spread]]]:
+    return {m: {v: {f: Spread(_num(s["mean"]), _num(s["std"]), int(s["n"])) for f, s in figs.items()}
+                for v, figs in raw[m].items()} for m in methods}
 
 
 def _load_demo(folder: Path, summary_path: Path) -> RunData:
     summary = _read_json(summary_path)
-    try:
-        ev, methods = summary["eval"], summary["methods"]
-        if "base" not in ev:
-            raise ReportError(f"{summary_path}: eval has no 'base' entry")
-        models = ["base"] + [m for m in ev if m != "base"]
-        run = RunData(folder, "demo", models)
-        variants = [v for v in VARIANTS if v in ev["base"]]
-        if not variants:
-            raise ReportError(f"{summary_path}: eval.base holds neither 'id' nor 'ood' results")
-        for v in variants:
-            run.evals[v] = {m: _from_summary_eval(ev[m][v], summary_path, f"eval.{m}.{v}") for m in models}
-        run.train_seconds = {m: float(info["train_seconds"]) for m, info in methods.items()}
-        probes = {v: (summary.get("probe") or {}).get(v, {}).get("dir", f"probe-{v}") for v in variants}
+    run = RunData(folder, "demo", ["base"], method_of={"base": "base"})
+    run_dirs: dict[str, str] = {}
+    with _reading(summary_path):
+        for method, info in summary["methods"].items():
+            for s in info["seeds"].values():
+                label = str(s["label"])
+                run.models.append(label)
+                run.method_of[label] = method
+                run.train_seconds[label] = float(s["train_seconds"])
+                # by name inside the folder, not the absolute run_dir: a moved or copied folder still renders
+                run_dirs[label] = Path(str(s.get("run_dir") or label)).name
+        run.num_seeds = max([len(info["seeds"]) for info in summary["methods"].values()] + [1])
+        run.across = _across(summary["across_seeds"], run.methods)
+        probes = {v: str(summary["probe"][v].get("dir", f"probe-{v}")) for v in VARIANTS if v in summary["probe"]}
+        if not probes:
+            raise ReportError(f"{summary_path}: probe holds neither 'id' nor 'ood' results")
         budget = summary.get("budget", {})
-    except KeyError as exc:
-        raise ReportError(f"{summary_path}: missing key {exc}") from None
-    except (TypeError, AttributeError) as exc:
-        raise ReportError(f"{summary_path}: unexpected structure ({exc})") from None
-    for v, sub in probes.items():
-        path = folder / sub / "probe.json"
-        _load_probe(_read_json(path), path, run, v, with_evals=False)
-    # by name inside the folder, not summary's absolute run_dir: a moved or copied folder still renders
-    run.metrics = {m: _read_jsonl(folder / m / "metrics.jsonl") for m in run.methods if m in methods}
-    run.facts.append(
+        seeds = ", ".join(dict.fromkeys(str(s) for info in summary["methods"].values() for s in info["seeds"]))
+    independence = [_load_probe(folder / sub / "probe.json", run, v, run.trained) for v, sub in probes.items()]
+    run.metrics = {m: _read_jsonl(folder / run_dirs[m] / "metrics.jsonl") for m in run.trained}
+    run.facts += [f"independence: {s}" for s in dict.fromkeys(independence) if s]
+    run.facts.insert(0, (
         f"{'quick demo' if summary.get('quick') else 'demo'}, seed {summary.get('seed', '?')}: "
-        f"{len(run.methods)} methods, {budget.get('sequences_per_method', '?')} training sequences each; "
-        f"evaluated on {budget.get('eval_prompts', '?')} held-out prompts x {budget.get('eval_samples', '?')} "
-        f"samples per rule; {summary.get('total_seconds', '?')} s in all")
+        f"{len(run.methods)} methods x {run.num_seeds} training seeds ({seeds or '?'}), "
+        f"{budget.get('sequences_per_method', '?')} training sequences each; evaluated on "
+        f"{budget.get('eval_prompts', '?')} held-out prompts x {budget.get('eval_samples', '?')} samples per rule; "
+        f"{summary.get('total_seconds', '?')} s in all"))
     return run
 
 
 def load_run(folder: str | Path) -> RunData:
-    """A demo folder (summary.json + probe-*/probe.json + <method>/metrics.jsonl) or a probe folder
+    """A demo folder (summary.json + probe-*/probe.json + <label>/metrics.jsonl) or a probe folder
     (probe.json alone). Raises ReportError naming the file that is missing or malformed."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -203,9 +319,11 @@ def load_run(folder: str | Path) -> RunData:
     if probe.exists():
         head = _read_json(probe)
         variant = str(head.get("variant", "id"))
-        models = list(head.get("per_model") or {})
-        run = RunData(folder, "probe", ["base"] + [m for m in models if m != "base"])
-        _load_probe(head, probe, run, variant, with_evals=True)
+        run = RunData(folder, "probe", ["base"], method_of={"base": "base"})
+        independence = _load_probe(probe, run, variant, None)
+        run.facts += [f"independence: {independence}"] if independence else []
+        run.models += list(run.transitions[variant])
+        run.method_of |= {m: m for m in run.trained}  # a lone probe: each trained model is its own method
         return run
     if (folder / "control.json").exists():  # `reweightlab control run --out DIR`: only the control section
         return RunData(folder, "control", [], facts=["control policies from offline data (control.json)"])
