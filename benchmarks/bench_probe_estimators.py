@@ -48,7 +48,7 @@ from reweightlab.models import load_model, load_tokenizer  # noqa: E402
 from reweightlab.models.pretrain import ensure_embedded  # noqa: E402
 from reweightlab.probe.evaluate import evaluate_passk  # noqa: E402
 from reweightlab.probe.likelihood import known_solution_stats, sequence_logprobs  # noqa: E402
-from reweightlab.probe.regimes import REGIMES, agreement, classify  # noqa: E402
+from reweightlab.probe.regimes import REGIMES, RegimeThresholds, agreement, classify, reached_sampling  # noqa: E402
 from reweightlab.tasks import GeneralPoints  # noqa: E402
 
 SEED = 1234  # evaluate_passk's default: both estimators see the same prompts
@@ -80,9 +80,10 @@ def bench_variant(model, tok, task, variant: str, args) -> dict:
 
     c_P = torch.tensor(passk.c_P, dtype=torch.float64)
     p_sample_P = c_P / args.K
-    evidence = {"search_success_P": c_P > 0, "max_known_logp_P": stats.max_logp_P}
-    regimes_sampling = classify(p_sample_P, **evidence)
-    regimes_likelihood = classify(stats.p_known_P, **evidence)
+    # no search here: both estimators alone (an unreached prompt is singularity under either)
+    th = RegimeThresholds(budget_K=args.K)
+    regimes_sampling = classify(p_sample_P, reached_sampling(c_P), thresholds=th)
+    regimes_likelihood = classify(stats.p_known_P, stats.p_known_P >= th.p_budget, thresholds=th)
     same = sum(a == b for a, b in zip(regimes_sampling, regimes_likelihood, strict=True))
     t_model = t_likelihood - t_solver_warm
     return {

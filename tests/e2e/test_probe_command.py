@@ -1,7 +1,6 @@
 """`reweightlab probe` as a user runs it: tiny model folders, the toy 'digits' task, files checked."""
 
 import json
-import math
 
 import pytest
 import torch

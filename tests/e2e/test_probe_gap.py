@@ -16,7 +16,8 @@ import torch
 from reweightlab.math.freeenergy import boltzmann_target, free_energy, free_energy_gap, optimal_free_energy
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.compare import compare
-from reweightlab.probe.gap import class_log_masses, free_energy_gap as gap_from_classes, reward_classes
+from reweightlab.probe.gap import class_log_masses, reward_classes
+from reweightlab.probe.gap import free_energy_gap as gap_from_classes
 from reweightlab.probe.regimes import RegimeThresholds
 from reweightlab.probe.study import ProbeSettings, probe_model
 from reweightlab.tasks import Problem, Verdict
@@ -129,7 +130,8 @@ def test_shipped_gap_matches_the_exact_gap_and_its_parts(models):
     kl_tok_T = (T_PY * (logp_T - logp_B)).sum(1)  # the sequence KL; its per-sample estimate varies with the 1st token
     w_PY = torch.exp(r_PY / BETA)
     var_w = (B_PY * w_PY**2).sum(1) - (B_PY * w_PY).sum(1) ** 2
-    se = (var_r / G).sqrt() + BETA * (kl_tok_T.abs() + 1.0) / math.sqrt(G) + BETA * var_w.sqrt() / (B_PY * w_PY).sum(1) / math.sqrt(G)
+    se = ((var_r / G).sqrt() + BETA * (kl_tok_T.abs() + 1.0) / math.sqrt(G)
+          + BETA * var_w.sqrt() / (B_PY * w_PY).sum(1) / math.sqrt(G))
     tol_P = 4 * se
     print(f"exact {exact_gap.tolist()}\nprobe {gap_P.tolist()}\ntol   {tol_P.tolist()}")
     assert (tol_P < 0.5 * exact_gap).all(), "the tolerance must be tight enough to tell the gap from 0"

@@ -5,6 +5,7 @@ dev extra); skipped, saying which is missing, only where they cannot be had."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -54,8 +55,8 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
         assert driver.title.startswith("reweightlab report") and run.name in driver.title
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
-        # pass@k, gain vs KL, training curves, regime transitions: one figure each for a demo folder
-        assert len(images) == 4, images
+        # pass@k, gain vs KL, free-energy sweep, training curves, regime transitions: one figure each
+        assert len(images) == 5, images
         for alt, complete, width, height in images:
             assert complete and width > 0 and height > 0, f"figure did not load: {alt}"
         boxes = driver.execute_script(
@@ -64,16 +65,26 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not severe, severe
 
-        # the table: one row per model, the base first and then every demo method
+        # per rule, the across-seeds table: the base, then one row per demo method; and the per-seed table and
+        # the support table: one row per trained model (every method x every training seed)
         rows = driver.execute_script(
-            "return Array.from(document.querySelectorAll('table.methods tbody tr')).map(r => r.dataset.model);")
-        assert rows == ["base", *DEMO_METHODS]
+            "return Array.from(document.querySelectorAll('table')).map(t => [t.className, t.dataset.variant, "
+            "Array.from(t.querySelectorAll('tbody tr')).map(r => r.dataset.model)]);")
+        labels = list(json.loads((run / "summary.json").read_text())["labels"])
+        assert len(labels) >= 2 * len(DEMO_METHODS)
+        assert rows == [["methods", "id", ["base", *DEMO_METHODS]], ["methods", "ood", ["base", *DEMO_METHODS]],
+                        ["versus", "id", labels], ["versus", "ood", labels],
+                        ["support", "id", labels], ["support", "ood", labels]]
+        cells = driver.execute_script(
+            "return Array.from(document.querySelectorAll('table.versus tbody td')).map(c => c.innerText);")
+        assert any("[" in c and "]" in c for c in cells)  # values with their 95% intervals
         text = driver.find_element("tag name", "body").text
         for section in SECTIONS:
             assert section.title in text
         captions = driver.execute_script(
             "return Array.from(document.querySelectorAll('figure figcaption')).map(c => c.children.length);")
-        assert captions == [2, 2, 2, 2]  # two lines under each figure
-        assert "Each line is one model's pass@k" in text and "Each point is one method" in text
+        assert captions == [2, 2, 2, 2, 2]  # two lines under each figure
+        assert "Each line is one model's pass@k" in text and "Each point is one trained model" in text
+        assert "The free-energy gap F_beta[model]" in text
     finally:
         driver.quit()

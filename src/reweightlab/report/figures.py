@@ -146,7 +146,7 @@ def free_energy_figure(run: RunData, colors: dict[str, str], max_cols: int = 8) 
     ncols = min(max_cols, len(panels))
     per_variant = -(-len(panels) // ncols)
     with matplotlib.rc_context(STYLE):
-        fig = _figure(max(4.2, 1.55 * ncols + 0.6), 0.6 + 2.0 * per_variant * len(variants))
+        fig = _figure(max(4.2, 1.45 * ncols + 0.6), 0.7 + 2.0 * per_variant * len(variants))
         axes = fig.subplots(per_variant * len(variants), ncols, squeeze=False, sharey=True)
         for vi, v in enumerate(variants):
             for j in range(per_variant * ncols):
@@ -155,10 +155,11 @@ def free_energy_figure(run: RunData, colors: dict[str, str], max_cols: int = 8) 
                     ax.set_visible(False)
                     continue
                 _free_energy_panel(ax, run, v, panels[j], colors)
+                if vi == len(variants) - 1 and j + ncols >= len(panels):
+                    ax.set_xlabel("beta", fontsize=8)
                 if j % ncols == 0:
                     ax.set_ylabel(f"{VARIANT_NAMES.get(v, v)}\nF gap", fontsize=8.5)
-        fig.supxlabel("beta (log scale)", fontsize=8.5)
-        _free_energy_legend(fig)
+        _free_energy_legend(fig, 6 if ncols >= 5 else 2, several_seeds=run.num_seeds > 1)
         return _picture(fig, "free-energy gap against beta, split between and within reward classes, per method")
 
 
@@ -167,7 +168,8 @@ def _free_energy_panel(ax, run: RunData, variant: str, method: str, colors: dict
     labels = ["base"] if method == "base" else run.labels_of(method)
     base = ev["base"].free_energy
     if method != "base":
-        ax.plot(list(base), [f.gap.value for f in base.values()], color="#9a9a9a", ls="--", lw=1.2, zorder=1)
+        ax.plot(list(base), [f.gap.value for f in base.values()], color="#c8c8c8", lw=3.2, zorder=1,
+                solid_capstyle="round")
     for i, label in enumerate(labels):
         sweep = ev[label].free_energy
         betas = list(sweep)
@@ -182,18 +184,22 @@ def _free_energy_panel(ax, run: RunData, variant: str, method: str, colors: dict
     if trained_at is not None:
         ax.axvline(trained_at, color=colors[labels[0]], ls=":", lw=0.9, alpha=0.8)
     ax.set_xscale("log")
+    ticks = list(ev["base"].free_energy)
+    ax.set_xticks(ticks, [f"{b:g}" for b in ticks], fontsize=7)
+    ax.minorticks_off()
     ax.set_title(method, color=colors[method], fontweight="bold", fontsize=8.5)
     ax.grid(alpha=0.3)
 
 
-def _free_energy_legend(fig: Figure) -> None:
+def _free_energy_legend(fig: Figure, ncol: int, *, several_seeds: bool) -> None:
     from matplotlib.lines import Line2D
 
-    keys = (("gap (first seed)", "-", 1.6, "#444444"), ("between classes", "--", 1.0, "#444444"),
-            ("within classes", ":", 1.2, "#444444"), ("other seeds' gap", "-", 0.8, "#aaaaaa"),
-            ("base's gap", "--", 1.2, "#9a9a9a"))
+    keys = [("gap (first seed)" if several_seeds else "gap", "-", 1.6, "#444444"),
+            ("between classes", "--", 1.0, "#444444"), ("within classes", ":", 1.2, "#444444")]
+    keys += [("other seeds' gap", "-", 0.8, "#aaaaaa")] if several_seeds else []
+    keys += [("base's gap", "-", 3.2, "#c8c8c8"), ("beta trained at", ":", 0.9, "#444444")]
     handles = [Line2D([], [], color=c, ls=ls, lw=lw) for _n, ls, lw, c in keys]
-    fig.legend(handles, [k[0] for k in keys], loc="outside lower center", ncol=len(keys), frameon=False,
+    fig.legend(handles, [k[0] for k in keys], loc="outside lower center", ncol=min(ncol, len(keys)), frameon=False,
                fontsize=8)
 
 

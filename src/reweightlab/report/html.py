@@ -34,9 +34,12 @@ thead th { font-weight: 600; color: #444; border-bottom: 1px solid #c8c8cc; }
 thead tr.group th { text-align: center; border-bottom: 1px solid #c8c8cc; color: #222; }
 th[scope=row] { text-align: left; font-weight: 600; }
 tr.base td, tr.base th { background: #f3f3f5; }
-td.sig { font-weight: 700; }
+td.sig { font-weight: 700; background: #fdf1cf; }
+table.versus td, table.support td { padding: 3px 5px; }
+td .ci { display: block; font-size: 11.5px; color: #6b6b70; font-weight: 400; }
+td.sig .ci { font-weight: 600; color: inherit; }
 caption { text-align: left; font-weight: 600; font-size: 13px; padding: 8px 0 4px; color: #333; }
-td.pos { color: #137333; } td.neg { color: #b3261e; } td.na { color: #aaa; }
+td.na { color: #aaa; }
 .swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
 figure { margin: 0 0 14px; }
 figure img { display: block; max-width: 100%; height: auto; }
@@ -87,8 +90,8 @@ ALONE_HOW = (
 )
 VERSUS_HOW = (
     "Each trained model against the base: value [low, high], a 95% paired bootstrap interval over prompts. Bold "
-    "(green above 0, red below) marks a difference whose interval excludes 0 (Δpass@1, elicit., creation, NSCR, "
-    "F gap − base); plain text, one whose interval holds 0. k*: the k at which the base catches up (Yue et al., "
+    "on a tint marks a difference whose interval excludes 0 (Δpass@1, elicit., creation, NSCR, F gap − base), "
+    "whichever its sign; plain text, one whose interval holds 0. k*: the k at which the base catches up (Yue et al., "
     "arXiv 2504.13837; –: not within the measured k; hover for how often it is defined).",
     "E / S: prompts only the model / only the base reached within its budget. KL(model‖base) is measured on the "
     "model's samples; KL(base‖model), the forward KL, on the base's: the direction RL's Razor (arXiv 2509.04259) "
@@ -105,7 +108,7 @@ SUPPORT_HOW = (
 )
 PASSK_HOW = (
     "Each line is one model's pass@k on held-out prompts (dashed black: the base), the shaded band its 95% "
-    "bootstrap interval over prompts; {which}",
+    "bootstrap interval over prompts; ",
     "A model above the base at k = 1 that meets it at larger k (the crossover k*, Yue et al., arXiv 2504.13837) "
     "made answers the base could already sample more likely; a lead that stays open at large k means it reached "
     "answers the base could not.",
@@ -123,9 +126,9 @@ FREE_ENERGY_HOW = (
     "exp(reward / beta) (arXiv 2605.08368), against beta on a log scale, split into the part between reward "
     "classes (how the model spreads its mass over rewards) and the part within them (which answer it picks in "
     "a class); the bars are 95% intervals over prompts.",
-    "One panel per method: its first seed in full, its other seeds' gaps thin, the base's gap dashed grey, and a "
-    "dotted vertical line at the beta the method trained at, where it has one. Below the base's curve is closer "
-    "to the optimal reweighting; the within part is beta times a fixed KL, movement that no reward pays for.",
+    "One panel per {panel}, the base's gap as a wide grey line, and a dotted vertical line at the beta the "
+    "model trained at, where it has one. Below the base's curve is closer to the optimal reweighting; the "
+    "within part is beta times a fixed KL, movement that no reward pays for.",
 )
 TRANSITIONS_HOW = (
     "Rows: a prompt's regime under the base; columns: under the trained model (one matrix per model, a row of "
@@ -178,7 +181,10 @@ def _scatter_section(run: RunData, colors: dict[str, str]) -> str:
 def _free_energy_section(run: RunData, colors: dict[str, str]) -> str:
     if not any(e.free_energy for ev in run.evals.values() for e in ev.values()):
         return '<p class="note">No free-energy sweep in this folder.</p>'
-    return _figure_html(figures.free_energy_figure(run, colors), FREE_ENERGY_HOW)
+    panel = ("method: its first seed in full, its other seeds' gaps as thin lines" if run.num_seeds > 1 else
+             "model")
+    return _figure_html(figures.free_energy_figure(run, colors),
+                        (FREE_ENERGY_HOW[0], FREE_ENERGY_HOW[1].format(panel=panel)))
 
 
 def _training_section(run: RunData, colors: dict[str, str]) -> str:

@@ -1,8 +1,8 @@
 """The report's tables, one per rule (in distribution, out of distribution), as HTML strings.
 
 Each cell is a figure read from the files: a value, `value [low, high]` with its 95% interval, or
-`mean ± std` across training seeds. A difference whose interval excludes 0 is marked (class `sig`,
-bold, green above 0 and red below); one whose interval holds 0 is not.
+`mean ± std` across training seeds. A difference whose interval excludes 0 is marked (class `sig`:
+bold on a tint, whichever its sign); one whose interval holds 0 is not.
 """
 
 from __future__ import annotations
@@ -39,10 +39,14 @@ def _td(text: str, classes: list[str] | None = None, title: str = "") -> str:
 
 
 def interval_td(iv: Interval | None, spec: str, *, mark: bool = False, title: str = "") -> str:
+    """`value [low, high]`, the interval on a line of its own under the value, so the columns stay narrow."""
     if iv is None or iv.value is None:
         return _td(interval_text(iv, spec), ["na"], title)
-    classes = ["sig", "pos" if (iv.lo or 0.0) > 0 else "neg"] if mark and iv.excludes_zero else []
-    return _td(interval_text(iv, spec), classes, title)
+    classes = ["sig"] if mark and iv.excludes_zero else []
+    value, bounds = interval_text(iv, spec).split(" ", 1)
+    cls = f' class="{" ".join(classes)}"' if classes else ""
+    tip = f' title="{escape(title)}"' if title else ""
+    return f'<td{cls}{tip}>{escape(value)} <span class="ci">{escape(bounds)}</span></td>'
 
 
 def spread_td(sp: Spread | None, spec: str, num_seeds: int) -> str:
@@ -117,7 +121,7 @@ VERSUS_COLUMNS: tuple[Column, ...] = (
     ("KL(model‖base)", "per token, on the model's samples", lambda e, b: e.vs.kl, ".3f", False),
     ("KL(base‖model)", "per token, on the base's samples (forward KL)", lambda e, b: e.vs.kl_forward, ".3f", False),
     ("F gap − base", "free-energy gap minus the base's, at the probe's beta",
-     lambda e, b: getattr(e.free_energy_at(b), "gap_minus_base", None), "+.2f", True),
+     lambda e, b: getattr(e.free_energy_at(b), "gap_minus_base", None), "+.3f", True),
 )
 
 
