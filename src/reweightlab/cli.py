@@ -153,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with a data file task: template conversations only (auto, TRL's convention) or "
                          "prompt/completion strings too (always)")
     pr.add_argument("--split", default="id", help="the task variant (GeneralPoints: id or ood rule)")
-    pr.add_argument("--prompts", default="test", choices=("test", "train"), help="held-out (test) or training prompts")
+    pr.add_argument("--prompts", default="test", choices=("test", "train", "both"),
+                    help="held-out (test) prompts, prompts seen in training (train), or half of each (both: every "
+                         "model's pass@1 and each gain reported on the two halves apart)")
     pr.add_argument("--num-prompts", type=int, default=100,
                     help="prompts probed (GeneralPoints test hands are distinct value multisets: at most 125 ID, "
                          "174 OOD)")

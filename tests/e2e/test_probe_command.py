@@ -200,3 +200,23 @@ def test_bad_input_one_clear_error_and_nothing_written(case, expect, tiny_model_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and expect in err[0], err
     assert not (out / "probe.json").exists() and not (out / "probe_prompts.jsonl").exists()
+
+
+def test_seen_and_unseen_prompts_are_reported_apart(tiny_model_dir, trained_dir, tmp_path):
+    out = tmp_path / "both"
+    assert main(["probe", "--base", str(tiny_model_dir), "--trained", f"t={trained_dir}", "--out", str(out),
+                 "--prompts", "both", *ARGS]) == 0
+    summary = json.loads((out / "probe.json").read_text())
+    rows = [json.loads(line) for line in (out / "probe_prompts.jsonl").read_text().splitlines()]
+    assert [r["split"] for r in rows] == ["train"] * 3 + ["test"] * 3
+    parts = summary["by_split"]
+    assert summary["prompts_seen_in_training"] == "half" and set(parts) == {"seen", "unseen"}
+    for name, split in (("seen", "train"), ("unseen", "test")):
+        mine = [r for r in rows if r["split"] == split]
+        assert parts[name]["prompts"] == 3 and parts[name]["seen_in_training"] == (split == "train")
+        for label in ("base", "t"):
+            p1 = sum(r["models"][label]["c"] / r["models"][label]["n"] for r in mine) / 3
+            assert parts[name]["pass1"][label]["value"] == pytest.approx(p1, abs=1e-12)
+        gain = parts[name]["vs_base"]["t"]
+        assert gain["total"]["value"] == pytest.approx(
+            parts[name]["pass1"]["t"]["value"] - parts[name]["pass1"]["base"]["value"], abs=1e-12)

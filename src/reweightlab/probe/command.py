@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from reweightlab.probe.study import (
@@ -80,8 +81,8 @@ def _check_task(settings: ProbeSettings):
     variants = getattr(task, "variants", None)
     if variants is not None and settings.variant not in variants:
         raise ProbeError(f"task {settings.task!r} has no variant {settings.variant!r}; it has {list(variants)}")
-    if settings.prompt_split not in ("train", "test"):
-        raise ProbeError(f"prompt split must be 'train' or 'test', got {settings.prompt_split!r}")
+    if settings.prompt_split not in ("train", "test", "both"):
+        raise ProbeError(f"prompt split must be 'train', 'test' or 'both', got {settings.prompt_split!r}")
     return task
 
 
@@ -90,6 +91,40 @@ def _check_out(out_dir: Path) -> None:
         raise ProbeError(f"{out_dir} already holds a probe (probe.json); choose another --out")
     if out_dir.exists() and not out_dir.is_dir():
         raise ProbeError(f"--out {out_dir} exists and is not a folder")
+
+
+def _problems(task, settings: ProbeSettings) -> list:
+    """The probed prompts; with prompt_split 'both', half seen in training (train split), half held out."""
+    half = settings.num_prompts // 2
+    parts = ([("train", half), ("test", settings.num_prompts - half)] if settings.prompt_split == "both"
+             else [(settings.prompt_split, settings.num_prompts)])
+    try:
+        return [p for split, n in parts for p in task.problems(settings.variant, split, n, settings.seed)]
+    except ValueError as exc:
+        raise ProbeError(str(exc)) from None
+
+
+def by_split(problems, probes: dict, settings: ProbeSettings) -> dict | None:
+    """With seen and held-out prompts mixed, every model's pass@1 and each comparison's Δpass@1 and its
+    elicitation / creation split, on each part apart (intervals over that part's prompts)."""
+    from reweightlab.probe.compare import gain_split
+    from reweightlab.probe.intervals import Resamples
+
+    splits = sorted({p.split for p in problems})
+    if len(splits) < 2:
+        return None
+    out = {}
+    for split in splits:
+        idx = torch.tensor([i for i, p in enumerate(problems) if p.split == split])
+        rs = Resamples(len(idx), settings.bootstrap, seed=settings.seed)
+        base = probes["base"]
+        part = {"prompts": len(idx), "seen_in_training": split == "train",
+                "pass1": {label: rs.mean(m.samples.p_P[idx]) for label, m in probes.items()}}
+        regimes = [base.regimes_of(settings.estimator)[i] for i in idx.tolist()]
+        part["vs_base"] = {label: gain_split(regimes, (m.samples.p_P - base.samples.p_P)[idx], rs)
+                           for label, m in probes.items() if label != "base"}
+        out["seen" if split == "train" else "unseen"] = part
+    return out
 
 
 def training_beta(path: str | Path) -> float | None:
@@ -110,8 +145,6 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
               progress: bool = True, log=print) -> dict:
     """Probe `base` and each trained model; write probe.json + probe_prompts.jsonl (and with
     keep_samples, samples/*.jsonl) into `out_dir`; return the summary."""
-    import torch
-
     torch.set_flush_denormal(True)
     t_start = time.perf_counter()
     settings.check()
@@ -121,10 +154,7 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     tokenizer, models = _load(base, trained, settings.device)
     if hasattr(task, "use_tokenizer"):  # a data file's conversations render with the model's chat template
         task.use_tokenizer(tokenizer, chat_template=settings.chat_template)
-    try:
-        problems = task.problems(settings.variant, settings.prompt_split, settings.num_prompts, settings.seed)
-    except ValueError as exc:
-        raise ProbeError(str(exc)) from None
+    problems = _problems(task, settings)
     if settings.estimator == "likelihood" and task.solutions(problems[0]) is None:
         raise ProbeError(f"estimator 'likelihood' needs a task that lists its solutions; {settings.task!r} does not "
                          "(use --estimator sampling)")
@@ -173,14 +203,14 @@ def _summarise(base, trained, settings, task, problems, models, probes, betas, t
     summary = {
         "version": PROBE_VERSION, "task": settings.task, "variant": settings.variant,
         "prompt_split": settings.prompt_split,
-        "prompts_seen_in_training": settings.prompt_split == "train",
+        "prompts_seen_in_training": {"train": True, "test": False, "both": "half"}[settings.prompt_split],
         "num_prompts": len(problems), "estimator": settings.estimator,
         "independence": (f"base regimes from {settings.thresholds.budget_K} samples per prompt of their own seed; "
                          f"pass@k and gains from the n = {settings.n} samples (other seeds); a trained model's "
                          "regimes from the first K of its n samples; every model samples with its own seed"),
         "betas": betas, "reward_classes": classes_C.tolist(),
         "settings": settings.to_dict(), "models": {"base": str(base)} | {k: str(v) for k, v in trained.items()},
-        "per_model": per_model, "vs_base": vs_base,
+        "per_model": per_model, "vs_base": vs_base, "by_split": by_split(problems, probes, settings),
     }
     return summary, prompt_rows(problems, probes, gaps, settings.estimator)
 

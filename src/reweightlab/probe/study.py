@@ -68,7 +68,8 @@ class ProbeSettings:
     variant: str = "id"
     """Task variant: for GeneralPoints the rule, id (J=Q=K=10) or ood (J=11 Q=12 K=13)."""
     prompt_split: str = "test"
-    """Which prompts: the held-out test split (default) or the training split (seen in training)."""
+    """Which prompts: the held-out test split (default), the training split (seen in training), or both
+    (half each, reported apart in probe.json's by_split)."""
     num_prompts: int = 100
     n: int = 256
     """Samples per prompt (temperature 1); the first K of them give a trained model's regimes."""
