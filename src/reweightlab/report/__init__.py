@@ -1,5 +1,6 @@
-"""`reweightlab report`: run folders -> one self-contained HTML page (table, pass@k curves, training
-curves, regime transitions, gain against KL). Reads files only; see load.py for what it reads."""
+"""`reweightlab report`: run folders -> one self-contained HTML page (tables across seeds and per trained
+model with 95% intervals, pass@k curves, gain against KL, support ratios, the free-energy sweep, training
+curves, regime transitions, control results). Reads files only; see load.py for what it reads."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
 """The report's figures: matplotlib on the Agg canvas, returned as PNG data URIs for <img> tags.
 
 `Figure` objects are built directly (no pyplot), so nothing here touches matplotlib's global
-state or needs a display. Each function takes a `RunData` and the colour of every model, so one
-method keeps one colour across all figures and across the runs of a side-by-side page.
+state or needs a display. Each function takes a `RunData` and a colour per method and per trained
+model (every seed of a method in the method's colour), so one method keeps one colour across all
+figures and across the runs of a side-by-side page. Where a figure would carry one line per seed
+(pass@k, the free-energy sweep) it draws one per method, from its first training seed.
 """
 
 from __future__ import annotations
