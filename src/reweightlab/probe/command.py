@@ -220,11 +220,13 @@ def _fmt(x, spec: str) -> str:
 
 
 def _ci(fig: dict | None, spec: str) -> str:
-    """``value [low, high]`` of an interval-backed figure."""
+    """``value [low, high]`` of an interval-backed figure, ``*`` when the interval excludes 0."""
+    from reweightlab.probe.intervals import excludes_zero
+
     if not fig or fig.get("value") is None:
         return "-"
     lo, hi = fig["ci95"]
-    return f"{fig['value']:{spec}} [{_fmt(lo, spec)}, {_fmt(hi, spec)}]"
+    return f"{fig['value']:{spec}} [{_fmt(lo, spec)}, {_fmt(hi, spec)}]{'*' if excludes_zero(fig) else ' '}"
 
 
 def format_probe_table(summary: dict) -> str:
@@ -245,20 +247,20 @@ def format_probe_table(summary: dict) -> str:
                      f"{_fmt((fe.get(beta) or {}).get('gap', {}).get('value'), '.3f'):>8}")
     if summary["vs_base"]:
         lines.append("")
-        head = (f"{'vs base':<14}{'Δpass@1':>22}{'k*':>20}{'elicitation':>24}{'creation':>24}"
-                f"{'E/S':>7}{'NSCR':>22}{'KL/tok':>8}")
+        head = (f"{'vs base':<14}{'Δpass@1':>23}{'k*':>21}{'elicitation':>25}{'creation':>25}"
+                f"{'E/S':>8}{'NSCR':>23}{'KL/tok':>8}")
         lines += [head, "-" * len(head)]
         for label, v in summary["vs_base"].items():
             sp = v["support_prompts"]
             lines.append(
-                f"{label:<14}{_ci(v['delta_pass_at_k']['1'], '+.3f'):>22}{_ci(v['crossover_k'], '.1f'):>20}"
-                f"{_ci(v['pass1_gain']['elicitation'], '+.3f'):>24}{_ci(v['pass1_gain']['creation'], '+.3f'):>24}"
-                f"{int(sp['E']['value'])}/{int(sp['S']['value']):<4}".rjust(7)
-                + f"{_ci(sp['NSCR'], '+.2f'):>22}"
+                f"{label:<14}{_ci(v['delta_pass_at_k']['1'], '+.3f'):>23}{_ci(v['crossover_k'], '.1f'):>21}"
+                f"{_ci(v['pass1_gain']['elicitation'], '+.3f'):>25}{_ci(v['pass1_gain']['creation'], '+.3f'):>25}"
+                f"{int(sp['E']['value']):>4}/{int(sp['S']['value']):<3}"
+                + f"{_ci(sp['NSCR'], '+.2f'):>23}"
                 f"{_fmt(v['distance']['reverse']['kl_exact_per_token'], '.3f'):>8}"
             )
-    lines.append("[low, high]: 95% paired bootstrap interval over prompts. elicitation / creation: the pass@1 gain on "
-                 "prompts the base reached within K samples (basin, tail) / did not (barrier, singularity). E/S: "
+    lines.append("[low, high]: 95% paired bootstrap interval over prompts (* : it excludes 0). elicitation / "
+                 "creation: the pass@1 gain on prompts the base reached within K samples (basin, tail) / did not (barrier, singularity). E/S: "
                  "prompts only the model / only the base reached within K samples. KL/tok: exact KL(model || base) "
                  f"per token on the model's samples. F gap: F_beta[model] - F* at beta = {beta}.")
     return "\n".join(lines)

@@ -156,10 +156,3 @@ def compare(trained_model, base_model, base: ModelProbe, trained: ModelProbe, se
         "free_energy": fe,
     }
     return out, gaps[settings.beta]
-
-
-def negligible(fig: dict) -> bool:
-    """Whether an interval-backed figure's interval holds 0 (the difference is not shown to exist)."""
-    lo, hi = fig["ci95"]
-    return lo is None or hi is None or (lo <= 0 <= hi)
-
