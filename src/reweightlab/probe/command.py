@@ -260,7 +260,8 @@ def format_probe_table(summary: dict) -> str:
                 f"{_fmt(v['distance']['reverse']['kl_exact_per_token'], '.3f'):>8}"
             )
     lines.append("[low, high]: 95% paired bootstrap interval over prompts (* : it excludes 0). elicitation / "
-                 "creation: the pass@1 gain on prompts the base reached within K samples (basin, tail) / did not (barrier, singularity). E/S: "
+                 "creation: the pass@1 gain on prompts the base reached within K samples (basin, tail) / did not "
+                 "(barrier, singularity). E/S: "
                  "prompts only the model / only the base reached within K samples. KL/tok: exact KL(model || base) "
                  f"per token on the model's samples. F gap: F_beta[model] - F* at beta = {beta}.")
     return "\n".join(lines)
