@@ -219,14 +219,15 @@ def _fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def _ci(fig: dict | None, spec: str) -> str:
-    """``value [low, high]`` of an interval-backed figure, ``*`` when the interval excludes 0."""
+def _ci(fig: dict | None, spec: str, *, difference: bool = True) -> str:
+    """``value [low, high]`` of an interval-backed figure; a difference gets ``*`` when its interval excludes 0."""
     from reweightlab.probe.intervals import excludes_zero
 
     if not fig or fig.get("value") is None:
         return "-"
     lo, hi = fig["ci95"]
-    return f"{fig['value']:{spec}} [{_fmt(lo, spec)}, {_fmt(hi, spec)}]{'*' if excludes_zero(fig) else ' '}"
+    mark = "*" if difference and excludes_zero(fig) else " "
+    return f"{fig['value']:{spec}} [{_fmt(lo, spec)}, {_fmt(hi, spec)}]{mark}"
 
 
 def format_probe_table(summary: dict) -> str:
@@ -237,23 +238,24 @@ def format_probe_table(summary: dict) -> str:
     lines = [f"probe: {summary['task']} {summary['variant']} ({summary['prompt_split']} prompts: "
              f"{summary['num_prompts']}, n = {s['n']}, K = {s['thresholds']['budget_K']}, regimes by "
              f"{summary['estimator']})"]
-    head = f"{'model':<14}{'pass@1':>8}{f'pass@{kmax}':>10}  {'basin/tail/barr/sing':<21}{'distinct':>9}{'F gap':>8}"
+    head = f"{'model':<16}{'pass@1':>8}{f'pass@{kmax}':>10}  {'basin/tail/barr/sing':<21}{'distinct':>9}{'F gap':>8}"
     lines += [head, "-" * len(head)]
     for label, m in summary["per_model"].items():
         reg = "/".join(str(m["regimes"][r]) for r in ("basin", "tail", "barrier", "singularity"))
         fe = (summary["vs_base"].get(label) or {}).get("free_energy") or m.get("free_energy") or {}
-        lines.append(f"{label:<14}{m['pass_at_k']['1']:>8.3f}{m['pass_at_k'][str(kmax)]:>10.3f}  {reg:<21}"
+        lines.append(f"{label:<16}{m['pass_at_k']['1']:>8.3f}{m['pass_at_k'][str(kmax)]:>10.3f}  {reg:<21}"
                      f"{m['diversity']['distinct_solutions_per_prompt']:>9.2f}"
                      f"{_fmt((fe.get(beta) or {}).get('gap', {}).get('value'), '.3f'):>8}")
     if summary["vs_base"]:
         lines.append("")
-        head = (f"{'vs base':<14}{'Δpass@1':>23}{'k*':>21}{'elicitation':>25}{'creation':>25}"
+        head = (f"{'vs base':<16}{'Δpass@1':>23}{'k*':>21}{'elicitation':>25}{'creation':>25}"
                 f"{'E/S':>8}{'NSCR':>23}{'KL/tok':>8}")
         lines += [head, "-" * len(head)]
         for label, v in summary["vs_base"].items():
             sp = v["support_prompts"]
             lines.append(
-                f"{label:<14}{_ci(v['delta_pass_at_k']['1'], '+.3f'):>23}{_ci(v['crossover_k'], '.1f'):>21}"
+                f"{label:<16}{_ci(v['delta_pass_at_k']['1'], '+.3f'):>23}"
+                f"{_ci(v['crossover_k'], '.1f', difference=False):>21}"
                 f"{_ci(v['pass1_gain']['elicitation'], '+.3f'):>25}{_ci(v['pass1_gain']['creation'], '+.3f'):>25}"
                 f"{int(sp['E']['value']):>4}/{int(sp['S']['value']):<3}"
                 + f"{_ci(sp['NSCR'], '+.2f'):>23}"
