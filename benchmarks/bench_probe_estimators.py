@@ -1,4 +1,4 @@
-"""The two estimators of p(x) (SPEC 3.2) on the embedded model: cost, and whether they give the same regimes.
+"""The two estimators of p(x) on the embedded model: cost, and whether they give the same regimes.
 
 On the same GeneralPoints test prompts (evaluate_passk's: split "test", seed 1234):
   (a) sampling: `evaluate_passk(samples_per_prompt=K)`, i.e. K samples per prompt plus verification;

@@ -124,7 +124,7 @@ class OfflineConfig:
         "multiplicity", "SFT(Q): levels as sampling multiplicity or as a loss weight",
         choices=("multiplicity", "weight"),
     )
-    iw_preset: str = _f("llm", "iw-SFT preset (SPEC 2.2)", choices=("llm", "llm-token", "control"))
+    iw_preset: str = _f("llm", "iw-SFT preset", choices=("llm", "llm-token", "control"))
     rwr_beta: float = _f(1.0, "RWR temperature: weight exp(r/beta), normalised over the batch")
 
 

@@ -1,4 +1,4 @@
-"""Distance from base (SPEC 3.3) on tiny models: exact KL against a manual forward, zero for identical
+"""Distance from base on tiny models: exact KL against a manual forward, zero for identical
 models, k1/k3 agreeing with the exact KL on the trained model's samples, and the base likelihood of
 successes."""
 

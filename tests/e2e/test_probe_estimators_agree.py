@@ -1,4 +1,4 @@
-"""The two estimators of p(x) (SPEC 3.2) agree within sampling error on an embedded model.
+"""The two estimators of p(x) agree within sampling error on an embedded model.
 
 The model is built by the real pretraining code (`models.pretrain.pretrain`), scaled down to train in
 about 35 s on one thread: hidden 64, 2 layers, 500 steps of 64 sequences over a pool of 100 hands,

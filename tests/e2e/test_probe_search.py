@@ -1,4 +1,4 @@
-"""Verifier-guided search (SPEC 3.2 barrier) on tiny models: exact log-likelihoods, pruning, budgets."""
+"""Verifier-guided search on tiny models: exact log-likelihoods, pruning, budgets."""
 
 import json
 import math

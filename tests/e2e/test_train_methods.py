@@ -63,7 +63,7 @@ def test_method_runs_and_writes_a_run_folder(case, tiny_model_dir, tmp_path):
 
 
 def test_iw_sft_weights_are_one_at_step_zero(tiny_model_dir, tmp_path):
-    """pi = pi_ref at step 0, so the iw-SFT weight of every sequence is exactly 1 (SPEC 2.2)."""
+    """pi = pi_ref at step 0, so the iw-SFT weight of every sequence is exactly 1."""
     out = tmp_path / "iw"
     cfg = load_config(None, _overrides("iw_sft", tiny_model_dir, out, steps=2) + ["optim.lr=0.05"])
     train(cfg, progress=False, log=lambda *_: None)

@@ -1,6 +1,6 @@
 """Constant rewards give no update: zero advantage, so the policy-gradient loss has exactly zero
 gradient, for GRPO (every std scaling), RLOO and the batch baseline, with the plain and the clipped
-surrogate (SPEC 2.4, DESIGN "Tests"). A KL term would still move the policy; that is not a reward update.
+surrogate. A KL term would still move the policy; that is not a reward update.
 """
 
 from __future__ import annotations

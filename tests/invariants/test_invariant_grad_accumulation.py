@@ -1,4 +1,4 @@
-"""Gradient accumulation equals the full batch only with the step's global count (SPEC 2.4)."""
+"""Gradient accumulation equals the full batch only with the step's global count."""
 
 from __future__ import annotations
 

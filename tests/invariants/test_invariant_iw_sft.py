@@ -1,4 +1,4 @@
-"""iw-SFT (Qin & Springenberg, arXiv 2507.12856; SPEC 2.2): weights are 1 when pi = pi_ref, and the
+"""iw-SFT (Qin & Springenberg, arXiv 2507.12856): weights are 1 when pi = pi_ref, and the
 paper's toy bandit (section 3.5) converges as it says."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""KL estimators against exact expectations on a categorical (SPEC 2.4, DESIGN "Tests").
+"""KL estimators against exact expectations on a categorical.
 
 Completions y of a categorical play the role of sampled tokens: E_{y~pi}[k(y)] is computed exactly as
 sum_y pi(y) k(y), so there is no sampling error and the tolerances are float64 round-off.
@@ -76,7 +76,7 @@ def _kl_gradient(direction):
 
 def test_estimator_gradients_used_as_losses():
     """What each estimator does as a loss term (Tang & Munos, arXiv 2506.09477): only k2's expected
-    gradient is the gradient of KL(pi || ref), the free energy's regulariser (SPEC 1)."""
+    gradient is the gradient of KL(pi || ref), the free energy's regulariser."""
     forward, reverse = _kl_gradient("pi||ref"), _kl_gradient("ref||pi")
     assert float((forward - reverse).abs().max()) > 0.1
     torch.testing.assert_close(

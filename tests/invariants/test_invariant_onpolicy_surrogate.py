@@ -1,4 +1,4 @@
-"""On-policy, the clipped surrogate has exactly REINFORCE's gradient -A grad logp (SPEC 2)."""
+"""On-policy, the clipped surrogate has exactly REINFORCE's gradient -A grad logp."""
 
 from __future__ import annotations
 

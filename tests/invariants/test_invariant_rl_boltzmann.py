@@ -1,4 +1,4 @@
-"""RL with a KL penalty on an enumerable task converges to the Boltzmann target (SPEC 1):
+"""RL with a KL penalty on an enumerable task converges to the Boltzmann target:
 pi* = pi_ref exp(r / beta) / Z minimises F = E_pi[-r] + beta KL(pi || pi_ref).
 
 The task: one prompt, 6 completions y with rewards r_y, pi_ref a fixed random categorical, a policy of

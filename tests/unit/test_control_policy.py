@@ -1,4 +1,4 @@
-"""The Gaussian MLP policy (SPEC 5): exact log-probabilities, clamped log-std, tanh-bounded mean."""
+"""The Gaussian MLP policy: exact log-probabilities, clamped log-std, tanh-bounded mean."""
 
 from __future__ import annotations
 

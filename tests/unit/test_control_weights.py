@@ -1,4 +1,4 @@
-"""Which trajectories each control method draws and how iw-SFT(Q) weighs them (SPEC 2.2, 2.3, 5)."""
+"""Which trajectories each control method draws and how iw-SFT(Q) weighs them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Free-energy identities of SPEC section 1 on random categoricals (float64: these are analysis numbers)."""
+"""Free-energy identities on random categoricals (float64: these are analysis numbers)."""
 
 from __future__ import annotations
 

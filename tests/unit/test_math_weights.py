@@ -73,7 +73,7 @@ def test_quality_multiset_indices_repeat_by_level():
 
 
 def test_sft_q_pipeline_matches_spec_2_3():
-    """Above the 98th percentile: 3 copies, above 95th: 2, above 90th: 1 (SPEC 2.3)."""
+    """Above the 98th percentile: 3 copies, above 95th: 2, above 90th: 1."""
     returns = torch.arange(100, dtype=torch.float32)  # percentiles 89.1, 94.05, 97.02
     levels = quality_levels(returns, percentile_thresholds(returns))
     counts = torch.bincount(quality_multiset_indices(levels), minlength=100)

@@ -1,4 +1,4 @@
-"""pass@k curves, bootstrap intervals over prompts, and the crossover k* (SPEC 3.1)."""
+"""pass@k curves, bootstrap intervals over prompts, and the crossover k*."""
 
 from __future__ import annotations
 

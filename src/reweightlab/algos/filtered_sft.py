@@ -1,4 +1,4 @@
-"""Filtered SFT (rejection-sampling fine-tuning): SFT on samples with reward >= threshold (SPEC 2)."""
+"""Filtered SFT (rejection-sampling fine-tuning): SFT on samples with reward >= threshold."""
 
 from reweightlab.algos import sft
 from reweightlab.math import threshold_weights

@@ -1,4 +1,4 @@
-"""Importance-weighted SFT (Qin & Springenberg, arXiv 2507.12856; SPEC 2.2).
+"""Importance-weighted SFT (Qin & Springenberg, arXiv 2507.12856).
 
 Curated data D+ (reward >= threshold; optionally SFT(Q) levels) drawn from pi_ref, each sequence
 weighted by q / pi_ref, with q the current model (detached) or an EMA copy. This tightens the

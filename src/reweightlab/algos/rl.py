@@ -1,4 +1,4 @@
-"""Online RL: REINFORCE, RLOO and GRPO as advantage-weighted log-likelihood (SPEC 2, 2.4).
+"""Online RL: REINFORCE, RLOO and GRPO as advantage-weighted log-likelihood.
 
 All three share one loss, the clipped surrogate (its on-policy gradient is exactly REINFORCE's
 -A * grad logp) plus beta * k(logp, logp_ref); they differ only in the advantage estimator.

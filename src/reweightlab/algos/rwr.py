@@ -1,4 +1,4 @@
-"""Reward-weighted regression: weight exp(r / beta), normalised over the optimizer step's batch (SPEC 2)."""
+"""Reward-weighted regression: weight exp(r / beta), normalised over the optimizer step's batch."""
 
 from reweightlab.algos import sft
 from reweightlab.math import rwr_weights

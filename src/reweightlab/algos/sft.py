@@ -1,4 +1,4 @@
-"""SFT: every demonstration token has weight 1 (SPEC 2)."""
+"""SFT: every demonstration token has weight 1."""
 
 from reweightlab.math import unit_weights
 

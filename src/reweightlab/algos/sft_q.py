@@ -1,4 +1,4 @@
-"""SFT(Q): sequences weighted by the number of quality thresholds their score clears (SPEC 2, 2.3).
+"""SFT(Q): sequences weighted by the number of quality thresholds their score clears.
 
 As a sampling multiplicity (the authors' control code: a sequence above 3 thresholds appears three
 times in the training multiset) or as a loss weight.

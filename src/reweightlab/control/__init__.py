@@ -1,1 +1,1 @@
-"""Continuous control from offline data: BC, filtered BC (SFT), SFT(Q), iw-SFT(Q) (SPEC 5)."""
+"""Continuous control from offline data: BC, filtered BC (SFT), SFT(Q), iw-SFT(Q)."""

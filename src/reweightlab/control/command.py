@@ -6,7 +6,7 @@ from __future__ import annotations
 
 def add_control_parser(sub) -> None:
     co = sub.add_parser("control", help="continuous control from offline data: BC, SFT (top 10%%), SFT(Q), "
-                                        "iw-SFT(Q) on gymnasium environments (SPEC 5)")
+                                        "iw-SFT(Q) on gymnasium environments")
     csub = co.add_subparsers(dest="control_command", required=True)
 
     cc = csub.add_parser("collect", help="build a mixed-quality dataset here (Pendulum-v1: a controller plus "

@@ -1,4 +1,4 @@
-"""Offline trajectory datasets for the control side (SPEC 5): one ``.npz`` file per dataset.
+"""Offline trajectory datasets for the control side: one ``.npz`` file per dataset.
 
 Format (version 1), N transitions of E episodes stored back to back:
 

@@ -1,4 +1,4 @@
-"""Gaussian MLP policy for continuous control (SPEC 5).
+"""Gaussian MLP policy for continuous control.
 
 ``pi(a|s) = N(a; mu(s), diag(sigma^2))`` in the normalised action space ``[-1, 1]^A``, with
 ``mu(s) = tanh(MLP(s))`` (3 hidden layers of 256, ReLU) and a state-independent ``log sigma`` clamped

@@ -1,4 +1,4 @@
-"""BC, SFT (BC on the top 10%), SFT(Q) and iw-SFT(Q) on offline trajectories (SPEC 2.2, 2.3, 5).
+"""BC, SFT (BC on the top 10%), SFT(Q) and iw-SFT(Q) on offline trajectories.
 
 Every method is the same weighted log-likelihood ``-w * log pi(a|s)``; only the trajectories it draws
 and their weights differ, and both come from ``reweightlab.math``, the functions the language-model
@@ -9,7 +9,7 @@ methods use (``threshold_weights``; ``percentile_thresholds`` -> ``quality_level
 |----------|---------------------------------------------|-------------------------------------------------|
 | bc       | all, uniformly                              | 1                                               |
 | sft      | the top ``top_fraction`` by return          | 1                                               |
-| sft_q    | the 90/95/98-percentile multiset (SPEC 2.3) | 1                                               |
+| sft_q    | the 90/95/98-percentile multiset | 1                                               |
 | iw_sft_q | the same multiset                           | ``B * w_b``, ``w_b`` self-normalised over batch |
 
 A step draws ``trajectories_per_step`` whole trajectories from the method's pool, then estimates the
@@ -40,7 +40,7 @@ class TrainSettings:
     steps: int = 1000
     """Adam steps per method (BC from scratch; the others from BC)."""
     trajectories_per_step: int = 256
-    """Whole trajectories drawn per step (SPEC 5: 256)."""
+    """Whole trajectories drawn per step (256)."""
     transitions_per_step: int = 1024
     """Transitions sampled uniformly from those trajectories for the loss estimate."""
     lr: float = 3e-4
@@ -48,11 +48,11 @@ class TrainSettings:
     top_fraction: float = 0.1
     """SFT keeps this share of trajectories, ranked by return."""
     percentiles: tuple[float, ...] = (90.0, 95.0, 98.0)
-    """SFT(Q) quality bins at these return percentiles (SPEC 2.3)."""
+    """SFT(Q) quality bins at these return percentiles."""
     iw_preset: str = "control"
     """Key of ``reweightlab.math.IW_PRESETS`` used by iw_sft_q."""
     hidden: int = 256
-    """Width of the policy's 3 hidden layers (SPEC 5: 256)."""
+    """Width of the policy's 3 hidden layers (256)."""
     iw_refresh_every: int = 10
     """Recompute q's log-probs on the pool's trajectories every this many steps. 1 is exact; our default 10
     (q up to 9 steps staler than the EMA, about its own memory at decay 0.9) cut iw-SFT(Q)'s step on
@@ -98,7 +98,7 @@ def top_fraction_pool(returns_E: torch.Tensor, fraction: float) -> torch.Tensor:
 
 
 def quality_pool(returns_E: torch.Tensor, percentiles) -> torch.Tensor:
-    """SFT(Q) multiset (SPEC 2.3): a trajectory above the 98th percentile appears 3 times, above the
+    """SFT(Q) multiset: a trajectory above the 98th percentile appears 3 times, above the
     95th twice, above the 90th once."""
     thresholds = rmath.percentile_thresholds(returns_E, percentiles)
     levels_E = rmath.quality_levels(returns_E, thresholds)
@@ -157,7 +157,7 @@ def all_log_probs(policy: GaussianMLPPolicy, table: EpisodeTable, chunk: int = 6
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``theta_q <- decay * theta_q + (1 - decay) * theta`` (the control preset's q, SPEC 2.2)."""
+    """``theta_q <- decay * theta_q + (1 - decay) * theta`` (the control preset's q)."""
     for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
         pe.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
 

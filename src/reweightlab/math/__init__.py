@@ -1,4 +1,4 @@
-"""Pure tensor functions behind every reweightlab objective (SPEC.md). Imports only torch and the
+"""Pure tensor functions behind every reweightlab objective. Imports only torch and the
 standard library; nothing here knows about configs, models or metric names."""
 
 from .freeenergy import (

@@ -1,4 +1,4 @@
-"""Free energy of a policy against a reference (SPEC section 1; arXiv 2605.08368, "On Distinguishing
+"""Free energy of a policy against a reference (arXiv 2605.08368, "On Distinguishing
 Capability Elicitation from Capability Creation in Post-Training: A Free-Energy Perspective").
 
 Exact functions take log-probabilities over a finite completion set ``Y`` on the last dimension
@@ -34,13 +34,13 @@ def _expect(logp_Y: torch.Tensor, values_Y: torch.Tensor) -> torch.Tensor:
 
 
 def log_partition(logp_ref_Y: torch.Tensor, energy_Y: torch.Tensor, beta: float) -> torch.Tensor:
-    """``log Z = log sum_y pi_ref(y) exp(-E(y)/beta) = logsumexp_y(logp_ref_y - E_y / beta)`` (SPEC 1)."""
+    """``log Z = log sum_y pi_ref(y) exp(-E(y)/beta) = logsumexp_y(logp_ref_y - E_y / beta)``."""
     _check_beta(beta)
     return torch.logsumexp(logp_ref_Y - energy_Y / beta, dim=-1)
 
 
 def boltzmann_target(logp_ref_Y: torch.Tensor, energy_Y: torch.Tensor, beta: float) -> torch.Tensor:
-    """Log-probabilities of the free-energy minimiser ``pi*(y) = pi_ref(y) exp(-E(y)/beta) / Z`` (SPEC 1).
+    """Log-probabilities of the free-energy minimiser ``pi*(y) = pi_ref(y) exp(-E(y)/beta) / Z``.
 
     Normalised over the last dimension; ``supp(pi*) = supp(pi_ref)`` (a reweighting, never more).
     """
@@ -51,7 +51,7 @@ def boltzmann_target(logp_ref_Y: torch.Tensor, energy_Y: torch.Tensor, beta: flo
 def free_energy(
     logp_Y: torch.Tensor, logp_ref_Y: torch.Tensor, energy_Y: torch.Tensor, beta: float
 ) -> torch.Tensor:
-    """``F_beta[pi] = sum_y pi(y) E(y) + beta sum_y pi(y) (log pi(y) - log pi_ref(y))`` (SPEC 1).
+    """``F_beta[pi] = sum_y pi(y) E(y) + beta sum_y pi(y) (log pi(y) - log pi_ref(y))``.
 
     ``logp_Y`` must be normalised over the last dimension. Differentiable in ``logp_Y``: its gradient
     is the exact-expectation RL-with-KL objective (energy ``-r``).
@@ -61,14 +61,14 @@ def free_energy(
 
 
 def optimal_free_energy(logp_ref_Y: torch.Tensor, energy_Y: torch.Tensor, beta: float) -> torch.Tensor:
-    """``F* = -beta log Z``, the minimum of ``F_beta`` over all policies, reached at ``pi*`` (SPEC 1)."""
+    """``F* = -beta log Z``, the minimum of ``F_beta`` over all policies, reached at ``pi*``."""
     return -beta * log_partition(logp_ref_Y, energy_Y, beta)
 
 
 def free_energy_gap(
     logp_Y: torch.Tensor, logp_ref_Y: torch.Tensor, energy_Y: torch.Tensor, beta: float
 ) -> torch.Tensor:
-    """``F_beta[pi] - F* = beta KL(pi || pi*)`` (SPEC 1), exact over an enumerable completion set.
+    """``F_beta[pi] - F* = beta KL(pi || pi*)``, exact over an enumerable completion set.
 
     Computed through the right-hand side, which is non-negative by construction and free of the
     cancellation of subtracting two close free energies; tests check it equals ``F - F*``.
@@ -83,14 +83,14 @@ def free_energy_from_samples(
     """Monte-Carlo ``F_beta[pi] ~ mean_n [E(y_n) + beta (log pi(y_n) - log pi_ref(y_n))]``, ``y_n ~ pi``.
 
     ``logp_N`` / ``logp_ref_N`` are sequence log-probabilities (sums over the completion's tokens) of the
-    model's own samples; unbiased for F (SPEC 1, "F from the model's own samples"). Mean over the last dim.
+    model's own samples; unbiased for F. Mean over the last dim.
     """
     _check_beta(beta)
     return (energy_N + beta * (logp_N - logp_ref_N)).mean(-1)
 
 
 def optimal_free_energy_from_samples(energy_N: torch.Tensor, beta: float) -> torch.Tensor:
-    """Monte-Carlo ``F* ~ -beta (logsumexp_n(-E(y_n)/beta) - log N)``, ``y_n ~ pi_ref`` (SPEC 1).
+    """Monte-Carlo ``F* ~ -beta (logsumexp_n(-E(y_n)/beta) - log N)``, ``y_n ~ pi_ref``.
 
     The plug-in estimate of ``-beta log E_{pi_ref}[exp(-E/beta)]``: consistent, and biased upward for
     finite ``N`` (Jensen: ``E[log Zhat] <= log Z``). Over the last dimension.

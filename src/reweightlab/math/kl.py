@@ -1,7 +1,7 @@
 """KL divergence: the sample estimators used in RL losses, and the exact value from logits.
 
 Estimators (Schulman, "Approximating KL Divergence", 2020, http://joschu.net/blog/kl-approx.html) for
-tokens ``y ~ pi`` estimating ``KL(pi || pi_ref)``, with ``log_r = logp_ref - logp`` (SPEC 2.4):
+tokens ``y ~ pi`` estimating ``KL(pi || pi_ref)``, with ``log_r = logp_ref - logp``:
 
     k1 = -log_r                       unbiased, high variance, can be negative
     k2 = log_r^2 / 2                  biased (low bias when pi ~ pi_ref), always >= 0
@@ -15,7 +15,7 @@ gradients differ from the values (Tang & Munos, arXiv 2506.09477 discusses this)
     E_pi[grad k1] = 0                              (k1 as a loss does nothing in expectation)
     E_pi[grad k2] = grad KL(pi || pi_ref)          (the gradient of the free-energy's KL term)
     E_pi[grad k3] = grad KL(pi_ref || pi)          (the reverse KL: GRPO's choice; different optimum)
-tests/invariants checks these three identities too. To reach the Boltzmann target of SPEC 1 by
+tests/invariants checks these three identities too. To reach the Boltzmann target pi* by
 sampling, use k2 as the loss term, or put ``-beta * k1`` (detached) into the reward.
 """
 
@@ -55,7 +55,7 @@ def exact_kl(logits_p_BTV: torch.Tensor, logits_q_BTV: torch.Tensor) -> torch.Te
 
     ``p = softmax(logits_p)``, ``q = softmax(logits_q)``, computed in float32 (float64 for float64 logits)
     in row chunks. Vocabulary entries with ``p_v = 0`` contribute 0. Differentiable (analysis code and
-    exact-gradient tests use it); SPEC 3.3 reports it next to the k1/k3 sample estimates.
+    exact-gradient tests use it); the probe reports it next to the k1/k3 sample estimates.
     """
     if logits_p_BTV.shape != logits_q_BTV.shape:
         raise ValueError("logits_p_BTV and logits_q_BTV must have the same shape")

@@ -1,4 +1,4 @@
-"""The two per-token losses every method of SPEC section 2 reduces to.
+"""The two per-token losses every method reduces to.
 
 weighted NLL:       ``loss_bt = -w_bt * logp_bt``      (SFT family with their weights; REINFORCE with w = A)
 clipped surrogate:  ``loss_bt = -min(ratio A, clip(ratio) A)``   (PPO, Schulman et al., arXiv 1707.06347)

@@ -1,5 +1,5 @@
 """pass@k from per-prompt (n samples, c successes) (Chen et al. 2021, "Evaluating Large Language Models
-Trained on Code", arXiv 2107.03374; SPEC 3.1).
+Trained on Code", arXiv 2107.03374).
 
     pass@k = 1 - C(n - c, k) / C(n, k) = 1 - prod_{i = n - c + 1}^{n} (1 - k / i)
 
@@ -76,7 +76,7 @@ def pass_at_k(n, c, k: int):
 
 
 def mean_pass_at_k(n_P, c_P, ks: Iterable[int]) -> dict[int, float]:
-    """Mean over prompts of per-prompt pass@k, for each k in ``ks`` (SPEC 3.1): ``{k: mean_p pass@k}``.
+    """Mean over prompts of per-prompt pass@k, for each k in ``ks``: ``{k: mean_p pass@k}``.
 
     ``n_P``, ``c_P``: per-prompt sample and success counts (tensors or sequences of ints).
     """

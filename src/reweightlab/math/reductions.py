@@ -1,4 +1,4 @@
-"""The one place where a per-token loss becomes a scalar (SPEC 2.4, "Reductions, decided in one place").
+"""The one place where a per-token loss becomes a scalar.
 
 Which reduction is used changes the objective, not just its scale: `token_mean` weighs every token
 equally (long completions count more), `seq_mean` weighs every sequence equally (Dr. GRPO, Liu et al.

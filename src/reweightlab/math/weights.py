@@ -1,5 +1,5 @@
 """Detached per-sequence / per-token weights: the only thing that differs between the SFT and RL
-methods of SPEC section 2 (signal -> detached weights -> weighted log-likelihood -> reduction).
+methods (signal -> detached weights -> weighted log-likelihood -> reduction).
 
 Every function returns a tensor with no autograd history: a weight is a number the loss is
 multiplied by, never something the optimiser may change.
@@ -33,10 +33,10 @@ def unit_weights(mask_BT: torch.Tensor) -> torch.Tensor:
 
 
 def threshold_weights(rewards_B: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Filtered SFT / rejection-sampling fine-tuning: ``w_b = 1[r_b >= threshold]`` (SPEC 2, table).
+    """Filtered SFT / rejection-sampling fine-tuning: ``w_b = 1[r_b >= threshold]``.
 
     Training on the kept samples is the lower bound of RL for a 0/1 reward (Qin & Springenberg,
-    arXiv 2507.12856, section 2.1 of SPEC).
+    arXiv 2507.12856).
     """
     return (rewards_B.detach() >= threshold).to(torch.float32)
 
@@ -52,7 +52,7 @@ def _check_increasing(thresholds: Sequence[float] | torch.Tensor) -> torch.Tenso
 
 def quality_levels(scores_B: torch.Tensor, thresholds: Sequence[float] | torch.Tensor) -> torch.Tensor:
     """SFT(Q) quality level: ``level_b = sum_i 1[S_b > c_i]`` for ``c_1 < ... < c_C`` (Qin & Springenberg,
-    arXiv 2507.12856; SPEC 2, table). Strict ``>``: a score equal to a threshold does not clear it.
+    arXiv 2507.12856). Strict ``>``: a score equal to a threshold does not clear it.
 
     Float32 tensor of the scores' shape. Use it as a weight, or as a sampling multiplicity through
     :func:`quality_multiset_indices`.
@@ -65,7 +65,7 @@ def quality_levels(scores_B: torch.Tensor, thresholds: Sequence[float] | torch.T
 def percentile_thresholds(
     scores_N: torch.Tensor, percentiles: Sequence[float] = (90.0, 95.0, 98.0)
 ) -> list[float]:
-    """Score thresholds at the given percentiles of the data (SPEC 2.3: bins at 90/95/98).
+    """Score thresholds at the given percentiles of the data (bins at 90/95/98).
 
     Linear interpolation between order statistics, as numpy's default ``percentile``: with the sorted
     scores ``s_0 <= ... <= s_{N-1}``, position ``h = (N - 1) p / 100``, value
@@ -91,7 +91,7 @@ def percentile_thresholds(
 
 
 def quality_multiset_indices(levels_N: torch.Tensor) -> torch.Tensor:
-    """SFT(Q) as a sampling multiplicity (SPEC 2.3): item ``i`` appears ``int(levels_N[i])`` times.
+    """SFT(Q) as a sampling multiplicity: item ``i`` appears ``int(levels_N[i])`` times.
 
     Returns a LongTensor of indices into the data, e.g. levels ``[0, 3, 1]`` -> ``[1, 1, 1, 2]``; batches
     drawn uniformly from it weight each item by its level in expectation.
@@ -111,7 +111,7 @@ _IW_Q = ("current", "ema")
 
 @dataclass(frozen=True)
 class IWPreset:
-    """A complete setting of the iw-SFT weight (SPEC 2.2 table).
+    """A complete setting of the iw-SFT weight.
 
     level: 'sequence' (one weight per sequence, on all its tokens) or 'token'.
     temp: multiplies the log-ratio before exp.
@@ -180,13 +180,13 @@ def importance_weights(
     clip_max: float = 16.0,
     self_normalise: bool = False,
 ) -> torch.Tensor:
-    """iw-SFT importance weights (Qin & Springenberg, arXiv 2507.12856; SPEC 2.2).
+    """iw-SFT importance weights (Qin & Springenberg, arXiv 2507.12856).
 
     With ``rho_bt = logp_q_bt - logp_ref_bt`` on completion tokens ``M_b``:
 
     - sequence level: ``w_b = clip(exp(temp * mean_{t in M_b} rho_bt), clip_min, clip_max)``, shape ``B``;
     - token level:    ``w_bt = clip(exp(temp * rho_bt), clip_min, clip_max)``, shape ``BT``, 0 on
-      masked tokens (the SPEC presets use temp 1 at token level; other temps apply the same way);
+      masked tokens (the presets use temp 1 at token level; other temps apply the same way);
     - self_normalise: ``w / sum(w)``, over sequences (sequence level) or valid tokens (token level).
       Self-normalised weights sum to 1, so pair them with a sum-type reduction or rescale them.
 
@@ -229,8 +229,8 @@ def importance_weights(
 
 
 def token_probability_weights(logp_BT: torch.Tensor) -> torch.Tensor:
-    """DFT weight ``w_bt = sg(pi_theta(y_t | y_<t, x)) = exp(logp_bt).detach()`` (Wu et al., arXiv 2508.05629;
-    SPEC 2.5). Down-weights tokens the model finds unlikely, which SFT's gradient would otherwise
+    """DFT weight ``w_bt = sg(pi_theta(y_t | y_<t, x)) = exp(logp_bt).detach()``
+    (Wu et al., arXiv 2508.05629). Down-weights tokens the model finds unlikely, which SFT's gradient would otherwise
     over-emphasise (its implicit 1/pi reward)."""
     return torch.exp(logp_BT.detach())
 

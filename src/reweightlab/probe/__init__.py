@@ -1,4 +1,4 @@
-"""Measuring what post-training did (SPEC 3).
+"""Measuring what post-training did.
 
 evaluate      pass@k of a model on held-out prompts, per-prompt (n, c)
 passk_stats   pass@k curves, bootstrap intervals over prompts, the crossover k*

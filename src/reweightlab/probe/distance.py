@@ -1,4 +1,4 @@
-"""Distance from base (SPEC 3.3): how far a trained model T moved from its base B, measured on T's samples.
+"""Distance from base: how far a trained model T moved from its base B, measured on T's samples.
 
 - exact per-token ``KL(T || B) = sum_v T_v (log T_v - log B_v)`` over the full vocabulary at every
   completion position of T's samples (analysis code: the training losses only ever see estimates);

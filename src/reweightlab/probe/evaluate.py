@@ -1,4 +1,4 @@
-"""pass@k of a model on a task's held-out prompts (SPEC 3.1), keeping per-prompt (n, c)."""
+"""pass@k of a model on a task's held-out prompts, keeping per-prompt (n, c)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The likelihood estimator of p(x) (SPEC 3.2): teacher-forced log-probs of known solutions.
+"""The likelihood estimator of p(x): teacher-forced log-probs of known solutions.
 
 Where a task enumerates its correct completions, ``p_known(x) = sum_{y in Sol(x)} pi(y + EOS | x)``
 is the probability that the model emits exactly one of them and stops. It is exact for the

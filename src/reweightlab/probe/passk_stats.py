@@ -1,4 +1,4 @@
-"""pass@k curves, bootstrap confidence intervals over prompts, and the base/trained crossover ``k*`` (SPEC 3.1).
+"""pass@k curves, bootstrap confidence intervals over prompts, and the base/trained crossover ``k*``.
 
 The per-prompt estimator itself lives in ``reweightlab.math.passk``; this module only averages, resamples
 and compares curves built from it.

@@ -1,4 +1,4 @@
-"""Verifier-guided search over the model's own distribution: is a success reachable? (SPEC 3.2)
+"""Verifier-guided search over the model's own distribution: is a success reachable?
 
 The regime classifier calls a prompt a *barrier* when p(x) < p_budget yet a success is reachable with
 extra information. This module supplies that information: a likelihood-ordered beam search over the

@@ -1,6 +1,6 @@
 """Exact arithmetic over card expressions: parse, evaluate, render canonically, solve.
 
-The expression language (SPEC 4.1): non-negative integer literals written with ASCII digits, the
+The expression language: non-negative integer literals written with ASCII digits, the
 binary operators ``+ - * /``, parentheses, and ASCII whitespace anywhere. There is no unary minus or
 plus and no implicit multiplication. Values are ``fractions.Fraction`` throughout, never floats, so
 ``8/(3-8/3)`` is exactly 24.

@@ -1,4 +1,4 @@
-"""GeneralPoints (SPEC 4.1; Chu et al., "SFT Memorizes, RL Generalizes", arXiv 2501.17161).
+"""GeneralPoints (Chu et al., "SFT Memorizes, RL Generalizes", arXiv 2501.17161).
 
 Four cards; write an expression that uses each card's number exactly once with ``+ - * / ( )`` and
 equals the target. Rule 'id': J, Q, K count as 10. Rule 'ood': J=11, Q=12, K=13 and every hand holds
@@ -165,7 +165,7 @@ def expression_prefix_feasible(prefix: str, values: Sequence[int], target: int) 
     non-digit; '08' counts as 8, as in ``verify_expression``). The trailing digit run may still grow,
     so it only has to be the start of some remaining card's literal. Once every card is spent, what
     can follow is only whitespace and the ')' that close open groups, so the value is fixed and must
-    equal the target. Used by the probe's verifier-guided search to prune its beam (SPEC 3.2).
+    equal the target. Used by the probe's verifier-guided search to prune its beam.
     """
     if len(prefix.strip(WHITESPACE)) > MAX_EXPR_CHARS:
         return False
