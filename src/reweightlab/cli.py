@@ -52,24 +52,25 @@ def _cmd_demo(args) -> None:
     run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
 
 
-def _ks(text: str) -> tuple[int, ...]:
-    try:
-        ks = tuple(int(k) for k in text.split(",") if k.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,4,8; got {text!r}") from None
-    if not ks:
-        raise argparse.ArgumentTypeError("--k is empty")
-    return ks
+def _number_list(kind, example: str):
+    """An argparse type: comma-separated numbers of ``kind`` (int or float), at least one."""
+    what = "integers" if kind is int else "numbers"
+
+    def parse(text: str) -> tuple:
+        try:
+            xs = tuple(kind(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            msg = f"expected comma-separated {what} such as {example}; got {text!r}"
+            raise argparse.ArgumentTypeError(msg) from None
+        if not xs:
+            raise argparse.ArgumentTypeError("the list is empty")
+        return xs
+
+    return parse
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        xs = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers such as 0.1,1,3; got {text!r}") from None
-    if not xs:
-        raise argparse.ArgumentTypeError("the list is empty")
-    return xs
+_ks = _number_list(int, "1,2,4,8")
+_floats = _number_list(float, "0.1,1,3")
 
 
 def _cmd_probe(args) -> None:
