@@ -21,7 +21,7 @@ from reweightlab.config import config_from_dict
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded
 from reweightlab.probe.command import run_probe
-from reweightlab.probe.intervals import across_seeds
+from reweightlab.probe.intervals import across_seeds, excludes_zero
 from reweightlab.probe.regimes import RegimeThresholds
 from reweightlab.probe.search import SearchBudget
 from reweightlab.probe.study import ProbeSettings
@@ -203,8 +203,12 @@ def _value(x):
     return x.get("value") if isinstance(x, dict) else x
 
 
+DIFFERENCES = ("delta_pass1", "elicitation", "creation", "NSCR")  # differences against the base, with intervals
+
+
 def spread_across_seeds(summary: dict) -> dict:
-    """Per method and rule, each figure's mean, std, min and max over the training seeds."""
+    """Per method and rule, each figure's mean, std, min and max over the training seeds; for a
+    difference against the base also ``clear_of_zero``: in how many seeds its 95% interval excludes 0."""
     out = {}
     for method, info in summary["methods"].items():
         labels = [s["label"] for s in info["seeds"].values()]
@@ -214,6 +218,8 @@ def spread_across_seeds(summary: dict) -> dict:
             figs = {"pass1": [r["pass_at_k"]["1"] for r in rows]}
             figs |= {f: [_value(r.get(f)) for r in rows] for f in SEED_FIGURES if f != "pass1"}
             out[method][variant] = {f: across_seeds(v) for f, v in figs.items()}
+            for f in DIFFERENCES:
+                out[method][variant][f]["clear_of_zero"] = sum(excludes_zero(r[f]) for r in rows)
     return out
 
 
@@ -222,10 +228,12 @@ def _cell(x, spec: str, width: int) -> str:
 
 
 def _pm(spread: dict, spec: str, width: int) -> str:
+    """``mean±std``, and for a difference ``(k)``: the seeds whose interval over prompts excludes 0."""
     if spread["mean"] is None:
         return f"{'-':>{width}}"
     sd = "" if spread["std"] is None else f"±{spread['std']:{spec.lstrip('+')}}"
-    return f"{format(spread['mean'], spec) + sd:>{width}}"
+    clear = f" ({spread['clear_of_zero']})" if "clear_of_zero" in spread else ""
+    return f"{format(spread['mean'], spec) + sd + clear:>{width}}"
 
 
 def format_table(summary: dict) -> str:
@@ -233,18 +241,18 @@ def format_table(summary: dict) -> str:
     ev, spread = summary["eval"], summary["across_seeds"]
     kmax = max(int(k) for k in ev["base"]["id"]["pass_at_k"])
     n_seeds = max(len(m["seeds"]) for m in summary["methods"].values())
-    head = (f"{'method':<13}{'ID pass@1':>14}{'Δpass@1':>15}{'k*':>13}{'elicit':>15}{'create':>15}{'E':>10}{'S':>10}"
+    head = (f"{'method':<13}{'ID pass@1':>14}{'Δpass@1':>19}{'k*':>13}{'elicit':>19}{'create':>19}{'E':>10}{'S':>10}"
             f"{'KL/tok':>13}{'OOD pass@1':>14}")
     b = ev["base"]
-    lines = [f"mean ± std over {n_seeds} training seeds; each seed's own 95% intervals over prompts are in "
-             "summary.json and the report", head, "-" * len(head),
-             f"{'base':<13}{b['id']['pass_at_k']['1']:>14.3f}{'':>15}{'':>13}{'':>15}{'':>15}{'':>10}{'':>10}"
+    lines = [f"mean ± std over {n_seeds} training seeds; (k): in how many seeds the difference's 95% interval over "
+             "prompts excludes 0 (each seed's intervals: summary.json, the report)", head, "-" * len(head),
+             f"{'base':<13}{b['id']['pass_at_k']['1']:>14.3f}{'':>19}{'':>13}{'':>19}{'':>19}{'':>10}{'':>10}"
              f"{'':>13}{b['ood']['pass_at_k']['1']:>14.3f}"]
     for method, by in spread.items():
         i, o = by["id"], by["ood"]
-        lines.append(f"{method:<13}" + _pm(i["pass1"], ".3f", 14) + _pm(i["delta_pass1"], "+.3f", 15)
-                     + _pm(i["crossover_k"], ".1f", 13) + _pm(i["elicitation"], "+.3f", 15)
-                     + _pm(i["creation"], "+.3f", 15) + _pm(i["support_E"], ".1f", 10) + _pm(i["support_S"], ".1f", 10)
+        lines.append(f"{method:<13}" + _pm(i["pass1"], ".3f", 14) + _pm(i["delta_pass1"], "+.3f", 19)
+                     + _pm(i["crossover_k"], ".1f", 13) + _pm(i["elicitation"], "+.3f", 19)
+                     + _pm(i["creation"], "+.3f", 19) + _pm(i["support_E"], ".1f", 10) + _pm(i["support_S"], ".1f", 10)
                      + _pm(i["kl_to_base_per_token"], ".3f", 13) + _pm(o["pass1"], ".3f", 14))
     lines += [
         f"k*: the k at which the base catches up in distribution (- : not up to k={kmax}). elicit / create: the "

@@ -3,6 +3,7 @@
 import json
 
 from reweightlab.demo import DEMO_METHODS, QUICK_BUDGET, run_label
+from reweightlab.probe.intervals import excludes_zero
 
 
 def test_quick_demo_writes_summary_with_every_method(quick_demo_run):
@@ -33,6 +34,10 @@ def test_quick_demo_writes_summary_with_every_method(quick_demo_run):
             spread = summary["across_seeds"][method][variant]["pass1"]
             vals = [summary["eval"][run_label(method, s)][variant]["pass_at_k"]["1"] for s in QUICK_BUDGET.train_seeds]
             assert spread["n"] == len(vals) and abs(spread["mean"] - sum(vals) / len(vals)) < 1e-12
+            for fig in ("delta_pass1", "creation"):
+                clear = sum(excludes_zero(summary["eval"][run_label(method, s)][variant][fig])
+                            for s in QUICK_BUDGET.train_seeds)
+                assert summary["across_seeds"][method][variant][fig]["clear_of_zero"] == clear
     assert all(m in table for m in DEMO_METHODS) and "OOD pass@1" in table and "k*" in table
     assert "elicit" in table and "KL/tok" in table and "training seeds" in table
     # a second run reuses the cached base model instead of pretraining again
