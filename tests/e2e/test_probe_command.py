@@ -220,3 +220,19 @@ def test_seen_and_unseen_prompts_are_reported_apart(tiny_model_dir, trained_dir,
         gain = parts[name]["vs_base"]["t"]
         assert gain["total"]["value"] == pytest.approx(
             parts[name]["pass1"]["t"]["value"] - parts[name]["pass1"]["base"]["value"], abs=1e-12)
+
+
+def test_training_beta_is_read_from_the_run_folder(tmp_path):
+    from reweightlab.probe.command import training_beta
+
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "checkpoints" / "step-4").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"method": "grpo", "rl": {"kl_beta": 0.05}}))
+    assert training_beta(run / "final") == 0.05 == training_beta(run / "checkpoints" / "step-4")
+    (run / "config.json").write_text(json.dumps({"method": "sft", "rl": {"kl_beta": 0.05}}))
+    assert training_beta(run / "final") is None  # an offline method has no KL temperature
+    (run / "config.json").write_text(json.dumps({"method": "rloo", "rl": {"kl_beta": 0.0}}))
+    assert training_beta(run / "final") is None
+    (run / "config.json").write_text("{not json")
+    assert training_beta(run / "final") is None and training_beta(tmp_path / "elsewhere") is None

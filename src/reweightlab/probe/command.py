@@ -129,10 +129,11 @@ def by_split(problems, probes: dict, settings: ProbeSettings) -> dict | None:
 
 def training_beta(path: str | Path) -> float | None:
     """The KL temperature a model was trained with, from its run folder's config.json (``<run>/final``
-    or ``<run>/step-*``): rl.kl_beta of an RL run with a KL penalty, else None. Only JSON is read."""
+    or ``<run>/checkpoints/step-N``): rl.kl_beta of an RL run with a KL penalty, else None. Only JSON is read."""
     import json
 
-    cfg = Path(path).resolve().parent / "config.json"
+    run = Path(path).resolve().parent
+    cfg = (run.parent if run.name == "checkpoints" else run) / "config.json"
     try:
         raw = json.loads(cfg.read_text())
     except (OSError, ValueError):
