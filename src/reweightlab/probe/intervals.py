@@ -74,7 +74,7 @@ class Resamples:
         num_P, den_P = self._x(num_P), self._x(den_P)
         den = float(den_P.sum())
         value = float(num_P.sum()) / den if den else None
-        return interval(value, self.bounds(_safe_div(self.sums(num_P), self.sums(den_P))))
+        return interval(value, self.bounds(safe_div(self.sums(num_P), self.sums(den_P))))
 
     def statistic(self, fn: Callable[[torch.Tensor], float | None], value: float | None) -> dict:
         """Any statistic of the resampled multiplicities: ``fn(w_P)`` per resample (None = undefined)."""
@@ -85,7 +85,8 @@ class Resamples:
         return out
 
 
-def _safe_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def safe_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a / b elementwise, NaN where b is 0 (an undefined ratio, dropped from interval bounds)."""
     return torch.where(b != 0, a / torch.where(b != 0, b, torch.ones_like(b)), torch.full_like(a, math.nan))
 
 

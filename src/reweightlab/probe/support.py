@@ -23,21 +23,17 @@ from collections import Counter
 
 import torch
 
-from reweightlab.probe.intervals import Resamples
+from reweightlab.probe.intervals import Resamples, safe_div
 
 SUPPORT_RATIOS = ("SRR", "NDR", "SDS", "NSCR")
-
-
-def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.where(b != 0, a / torch.where(b != 0, b, torch.ones_like(b)), torch.full_like(a, math.nan))
 
 
 def support_ratios(P, E, S) -> dict[str, torch.Tensor]:
     """SRR, NDR, SDS, NSCR from counts (tensors of any shape, e.g. one per bootstrap resample); NaN where a
     denominator is 0 (SDS also where SRR + NDR = 0)."""
     P, E, S = (torch.as_tensor(x, dtype=torch.float64) for x in (P, E, S))
-    srr, ndr = _div(P, P + S), _div(E, P + E)
-    return {"SRR": srr, "NDR": ndr, "SDS": _div(2 * srr * ndr, srr + ndr), "NSCR": _div(E - S, P + E + S)}
+    srr, ndr = safe_div(P, P + S), safe_div(E, P + E)
+    return {"SRR": srr, "NDR": ndr, "SDS": safe_div(2 * srr * ndr, srr + ndr), "NSCR": safe_div(E - S, P + E + S)}
 
 
 def prompt_support_counts(reached_base_P, reached_trained_P) -> dict[str, torch.Tensor]:
