@@ -45,10 +45,10 @@ import torch
 torch.set_flush_denormal(True)
 
 from reweightlab.models import load_model, load_tokenizer  # noqa: E402
-from reweightlab.models.pretrain import ensure_embedded  # noqa: E402
 from reweightlab.probe.evaluate import evaluate_passk  # noqa: E402
 from reweightlab.probe.likelihood import known_solution_stats, sequence_logprobs  # noqa: E402
 from reweightlab.probe.regimes import REGIMES, RegimeThresholds, agreement, classify, reached_sampling  # noqa: E402
+from reweightlab.recipes.pretrain import ensure_embedded  # noqa: E402
 from reweightlab.tasks import GeneralPoints  # noqa: E402
 
 SEED = 1234  # evaluate_passk's default: both estimators see the same prompts

@@ -25,9 +25,9 @@ import torch
 
 
 def _data(model_path: str, n_prompts: int, seed: int = 0):
+    from reweightlab.data.encoding import solver_demonstrations
     from reweightlab.models import load_tokenizer
     from reweightlab.tasks import get_task
-    from reweightlab.train.data import solver_demonstrations
 
     task, tok = get_task("generalpoints"), load_tokenizer(model_path)
     problems = task.problems("id", "train", n_prompts, seed)

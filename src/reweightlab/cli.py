@@ -11,7 +11,7 @@ from reweightlab import __version__
 def _cmd_pretrain(args) -> None:
     from dataclasses import replace
 
-    from reweightlab.models.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded, pretrain
+    from reweightlab.recipes.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded, pretrain
 
     spec = QUICK_SPEC if args.quick else PretrainSpec()
     if args.steps:
@@ -40,14 +40,17 @@ def _cmd_train(args) -> None:
         overrides.insert(0, config)
         config = None
     cfg = load_config(config, overrides)
-    from reweightlab.train.loop import train
+    from reweightlab.recipes.pretrain import resolve_model_path
+    from reweightlab.train.loop import check_run_dir, train
 
-    run_dir = train(cfg, progress=not args.no_progress)
+    check_run_dir(cfg.output_dir)  # before building the embedded model, which can take minutes
+    model_dir = resolve_model_path(cfg.model.path, progress=not args.no_progress)
+    run_dir = train(cfg, progress=not args.no_progress, model_dir=model_dir)
     print(f"run folder: {run_dir} (final model in {run_dir / 'final'})")
 
 
 def _cmd_demo(args) -> None:
-    from reweightlab.demo import run_demo
+    from reweightlab.recipes.demo import run_demo
 
     run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
 

@@ -2,8 +2,8 @@
 
 import json
 
-from reweightlab.demo import DEMO_METHODS, QUICK_BUDGET, run_label
 from reweightlab.probe.intervals import excludes_zero
+from reweightlab.recipes.demo import DEMO_METHODS, QUICK_BUDGET, run_label
 
 
 def test_quick_demo_writes_summary_with_every_method(quick_demo_run):

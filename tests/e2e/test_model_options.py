@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from reweightlab.config import ConfigError, load_config
+from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.adapters import (
     ReferenceView,
@@ -13,11 +14,10 @@ from reweightlab.models.adapters import (
     enable_gradient_checkpointing,
     resolve_dtype,
 )
+from reweightlab.models.forward import forward_logits_logp
+from reweightlab.models.saving import save_model_atomic
 from reweightlab.train import refcache
-from reweightlab.train.batching import SequenceStore, microbatches
-from reweightlab.train.checkpoint import save_model_atomic
 from reweightlab.train.loop import train
-from reweightlab.train.step import forward_logits_logp
 
 
 def _store(seed=0, n=6):

@@ -9,13 +9,13 @@ KV heads) and GPT-NeoX (partial rotary) must give what a plain teacher-forced pa
 import pytest
 import torch
 
+from reweightlab.data.encoding import encode_prompts
+from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.models import build_char_tokenizer
+from reweightlab.models.forward import teacher_forced_logp
 from reweightlab.probe.likelihood import completion_logprobs_shared_prompt, sequence_logprobs
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.tasks import get_task
-from reweightlab.train.batching import SequenceStore, microbatches
-from reweightlab.train.data import encode_prompts
-from reweightlab.train.step import teacher_forced_logp
 
 
 def _model(arch: str, V: int):

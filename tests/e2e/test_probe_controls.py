@@ -15,6 +15,7 @@ import random
 import pytest
 import torch
 
+from reweightlab.data.encoding import encode_completions, encode_prompts
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.command import run_probe
 from reweightlab.probe.intervals import excludes_zero
@@ -22,7 +23,6 @@ from reweightlab.probe.regimes import RegimeThresholds
 from reweightlab.probe.search import SearchBudget
 from reweightlab.probe.study import ProbeSettings
 from reweightlab.tasks import Problem, Verdict, register_task
-from reweightlab.train.data import encode_completions, encode_prompts
 
 NUM = 24
 KNOWN = range(0, 12)  # taught to the base

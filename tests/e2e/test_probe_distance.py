@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
+from reweightlab.data.encoding import encode_completions, encode_prompts
+from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.math import exact_kl, kl_estimate
 from reweightlab.models import build_char_tokenizer, load_model, load_tokenizer
+from reweightlab.models.forward import forward_logits_logp
 from reweightlab.probe.distance import base_loglik_of_successes, check_same_tokenizer, distance_from_base
 from reweightlab.rollout import HFRolloutEngine
-from reweightlab.train.batching import SequenceStore, microbatches
-from reweightlab.train.data import encode_completions, encode_prompts
-from reweightlab.train.step import forward_logits_logp
 
 PROMPTS = ["1:", "23:", "4:", "567:", "8:", "9+9=", "0:"]
 COMPLETIONS = ["12", "3", "4567", "", "89", "1", "222222"]

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from reweightlab.models import EmbeddedSpec, load_model, load_tokenizer
-from reweightlab.models.pretrain import PretrainSpec, pretrain
 from reweightlab.probe.likelihood import known_solution_stats
 from reweightlab.probe.regimes import agreement
+from reweightlab.recipes.pretrain import PretrainSpec, pretrain
 from reweightlab.rollout import HFRolloutEngine
+from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import GeneralPoints
-from reweightlab.train.data import sample_and_score
 
 TASK = GeneralPoints()
 SPEC = PretrainSpec(

@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 
+from reweightlab.data.encoding import encode_prompts
 from reweightlab.math.freeenergy import boltzmann_target, free_energy, free_energy_gap, optimal_free_energy
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.compare import compare
@@ -21,7 +22,6 @@ from reweightlab.probe.gap import free_energy_gap as gap_from_classes
 from reweightlab.probe.regimes import RegimeThresholds
 from reweightlab.probe.study import ProbeSettings, probe_model
 from reweightlab.tasks import Problem, Verdict
-from reweightlab.train.data import encode_prompts
 
 BETA = 1.0
 DIGIT_BIAS = 2.0

@@ -6,14 +6,16 @@ import time
 import pytest
 import torch
 
+from reweightlab.data.encoding import solver_demonstrations
+from reweightlab.data.store import microbatches
 from reweightlab.models import load_model, load_tokenizer
+from reweightlab.models.forward import forward_logits_logp
 from reweightlab.probe.likelihood import max_known_logp, p_known, sequence_logprobs
 from reweightlab.probe.regimes import agreement
 from reweightlab.rollout import HFRolloutEngine
+from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import GeneralPoints
-from reweightlab.train.batching import microbatches
-from reweightlab.train.data import sample_and_score, solver_demonstrations
-from reweightlab.train.step import forward_logits_logp, make_optimizer
+from reweightlab.train.step import make_optimizer
 
 TASK = GeneralPoints()
 

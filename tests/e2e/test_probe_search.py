@@ -6,13 +6,14 @@ import math
 import pytest
 import torch
 
+from reweightlab.data.encoding import encode_prompts, solver_demonstrations
+from reweightlab.data.store import microbatches
 from reweightlab.models import EmbeddedSpec, build_char_tokenizer, build_embedded_model, load_model, load_tokenizer
+from reweightlab.models.forward import forward_logits_logp
 from reweightlab.probe.likelihood import sequence_logprobs
 from reweightlab.probe.search import SearchBudget, SearchResult, verifier_guided_search
 from reweightlab.tasks import Verdict, get_task
-from reweightlab.train.batching import microbatches
-from reweightlab.train.data import encode_prompts, solver_demonstrations
-from reweightlab.train.step import forward_logits_logp, make_optimizer
+from reweightlab.train.step import make_optimizer
 
 GP = get_task("generalpoints")
 # Prompts of different lengths (the rule text differs), so chunks are left-padded.

@@ -4,6 +4,7 @@ the plain teacher-forced pass on whole (prompt + completion) sequences, per sequ
 import pytest
 import torch
 
+from reweightlab.data.encoding import encode_completions, encode_prompts
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.likelihood import (
     _score_chunk_tree,
@@ -13,7 +14,6 @@ from reweightlab.probe.likelihood import (
     sequence_logprobs,
 )
 from reweightlab.tasks import GeneralPoints
-from reweightlab.train.data import encode_completions, encode_prompts
 
 TASK = GeneralPoints()
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reweightlab.demo import DEMO_METHODS
+from reweightlab.recipes.demo import DEMO_METHODS
 from reweightlab.report.html import SECTIONS
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

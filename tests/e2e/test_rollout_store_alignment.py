@@ -3,11 +3,11 @@ over the stored (prompt + completion) sequences, position by position."""
 
 import torch
 
+from reweightlab.data.encoding import encode_prompts
+from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.models import load_model, load_tokenizer
+from reweightlab.models.forward import teacher_forced_logp
 from reweightlab.rollout import HFRolloutEngine
-from reweightlab.train.batching import SequenceStore, microbatches
-from reweightlab.train.data import encode_prompts
-from reweightlab.train.step import teacher_forced_logp
 
 
 def test_sampler_logp_equals_teacher_forced_in_the_store(tiny_model_dir):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from reweightlab.train.batching import SequenceStore, completion_to_targets, microbatches
+from reweightlab.data.store import SequenceStore, completion_to_targets, microbatches
 
 
 def _store():

@@ -1,4 +1,4 @@
-from reweightlab.models.pretrain import PretrainSpec, build_corpus
+from reweightlab.recipes.pretrain import PretrainSpec, build_corpus
 from reweightlab.tasks import get_task
 
 

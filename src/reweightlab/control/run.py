@@ -126,7 +126,7 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, seeds: 
         "reference_returns": None if ref is None else {"random": ref[0], "expert": ref[1], "source": REFERENCE_SOURCE},
         "wall_seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),
     }
-    from reweightlab.train.checkpoint import write_text_atomic
+    from reweightlab.files import write_text_atomic
 
     write_text_atomic(out_dir / RESULTS_FILE, json.dumps(result, indent=1))
     log(format_table(result))

@@ -17,9 +17,9 @@ import math as pymath
 
 import torch
 
+from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.math import exact_kl, kl_estimate
-from reweightlab.train.batching import SequenceStore, microbatches
-from reweightlab.train.step import forward_logits_logp, teacher_forced_logp
+from reweightlab.models.forward import forward_logits_logp, teacher_forced_logp
 
 
 def check_same_tokenizer(tok_a, tok_b) -> None:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
+from reweightlab.data.encoding import encode_completions, encode_prompts
+from reweightlab.data.store import SequenceStore, microbatches
+from reweightlab.models.forward import teacher_forced_logp
 from reweightlab.rollout.hf import _logits_kwarg, _new_cache
-from reweightlab.train.batching import SequenceStore, microbatches
-from reweightlab.train.data import encode_completions, encode_prompts
-from reweightlab.train.step import teacher_forced_logp
 
 
 @dataclass

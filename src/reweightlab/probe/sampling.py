@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from reweightlab.data.store import SequenceStore
 from reweightlab.rollout import HFRolloutEngine
-from reweightlab.train.batching import SequenceStore
-from reweightlab.train.data import sample_and_score
+from reweightlab.rollout.scored import sample_and_score
 
 _SEED_STRIDE = 1_000_003  # chunk seeds: seed + stride * chunk, distinct for any realistic chunk count
 

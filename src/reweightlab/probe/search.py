@@ -39,8 +39,8 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
+from reweightlab.data.encoding import encode_prompts
 from reweightlab.rollout.hf import _logits_kwarg, _new_cache
-from reweightlab.train.data import encode_prompts
 
 NEG_INF = float("-inf")
 # A kept child: (parent row, its next token, cumulative log-prob, decoded completion text).

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from reweightlab.files import write_text_atomic
 from reweightlab.probe.evaluate import default_ks
 from reweightlab.probe.passk_stats import bootstrap_passk
 from reweightlab.probe.regimes import (
@@ -40,7 +41,6 @@ from reweightlab.probe.regimes import (
 from reweightlab.probe.sampling import SampledCounts, sample_counts
 from reweightlab.probe.search import SearchBudget, verifier_guided_search
 from reweightlab.probe.support import diversity_P
-from reweightlab.train.checkpoint import write_text_atomic
 
 PROBE_VERSION = 2
 ESTIMATORS = ("sampling", "likelihood")

@@ -17,8 +17,8 @@ def write_report(run_dirs: list[Path], out: Path | None = None) -> Path:
 
     Every file is read and every figure drawn before anything is written, and the write is atomic,
     so a failure leaves no partial page behind (an older report stays as it was)."""
+    from reweightlab.files import write_text_atomic
     from reweightlab.report.html import render_page
-    from reweightlab.train.checkpoint import write_text_atomic
 
     if not run_dirs:
         raise ReportError("no run folder given")

@@ -19,24 +19,22 @@ from tqdm.auto import tqdm
 
 from reweightlab import algos
 from reweightlab.config import TrainConfig, resolved_adv_std
+from reweightlab.data.encoding import solver_demonstrations
+from reweightlab.data.store import SequenceStore, completion_mask, microbatches
+from reweightlab.files import write_text_atomic
 from reweightlab.math import token_entropy
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.adapters import frozen_reference, prepare_for_training, resolve_dtype
+from reweightlab.models.forward import forward_logits_logp, teacher_forced_logp
+from reweightlab.models.saving import save_model_atomic
 from reweightlab.rollout import HFRolloutEngine
+from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import get_task
 from reweightlab.train import user_data
-from reweightlab.train.batching import SequenceStore, completion_mask, microbatches
-from reweightlab.train.checkpoint import MetricsWriter, NullMetrics, save_model_atomic, write_text_atomic
-from reweightlab.train.data import sample_and_score, solver_demonstrations
 from reweightlab.train.distributed import make_distributed
+from reweightlab.train.metrics import MetricsWriter, NullMetrics
 from reweightlab.train.refcache import reference_logp
-from reweightlab.train.step import (
-    accumulated_step,
-    forward_logits_logp,
-    make_optimizer,
-    make_scheduler,
-    teacher_forced_logp,
-)
+from reweightlab.train.step import accumulated_step, make_optimizer, make_scheduler
 
 
 class RunFolderError(ValueError):
@@ -49,13 +47,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_model_path(path: str, progress: bool = True) -> str:
-    """'embedded' means the default model, pretrained here once and cached."""
-    if path != "embedded":
-        return path
-    from reweightlab.models.pretrain import ensure_embedded
-
-    return str(ensure_embedded(progress=progress))
+def model_folder(path: str, model_dir: str | None) -> str:
+    """The folder to load: ``model_dir`` when the caller resolved one (the embedded default, built by
+    recipes/pretrain.py), else ``model.path`` itself."""
+    if model_dir is not None:
+        return model_dir
+    if path == "embedded":
+        raise ValueError("model.path 'embedded' names the default model, which recipes.pretrain.ensure_embedded() "
+                         "builds and caches: pass its folder as train(..., model_dir=...), or run `reweightlab train`")
+    return path
 
 
 @dataclass
@@ -90,7 +90,7 @@ def check_run_dir(path: str | Path) -> Path:
     return run_dir
 
 
-def setup(cfg: TrainConfig, progress: bool) -> Setup:
+def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Setup:
     torch.set_flush_denormal(True)  # denormals made CPU AdamW ~300x slower (DESIGN.md)
     torch.manual_seed(cfg.seed)
     run_dir = check_run_dir(cfg.output_dir)
@@ -103,7 +103,7 @@ def setup(cfg: TrainConfig, progress: bool) -> Setup:
         # sampling runs the unwrapped module, whose weights FSDP has sharded away
         raise ValueError("dist.strategy=fsdp supports methods trained on solver demonstrations (sft, dft) "
                          "only; use ddp for sampling-based methods")
-    path = resolve_model_path(cfg.model.path, progress)
+    path = model_folder(cfg.model.path, model_dir)
     tok = load_tokenizer(path)
     if cfg.data.path:  # the file's conversations render with this tokenizer's chat template
         user_data.bind_tokenizer(task, tok, cfg)
@@ -125,9 +125,14 @@ def setup(cfg: TrainConfig, progress: bool) -> Setup:
                  dist=dist, train_model=dist.wrap(policy))
 
 
-def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print) -> Path:
-    """Run one method end to end; returns the run folder (final model in run_dir/final)."""
-    s = setup(cfg, progress)
+def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print,
+          model_dir: str | None = None) -> Path:
+    """Run one method end to end; returns the run folder (final model in run_dir/final).
+
+    ``model_dir``: the folder of the starting model when ``model.path`` is 'embedded' (the caller
+    builds it: recipes.pretrain.resolve_model_path); config.json keeps the name the user gave.
+    """
+    s = setup(cfg, progress, model_dir)
     if not s.dist.is_main:  # one process speaks for all
         log, progress = (lambda *_: None), False
     elif s.dist.world_size > 1:

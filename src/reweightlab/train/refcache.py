@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from reweightlab.train.batching import SequenceStore, microbatches
-from reweightlab.train.step import teacher_forced_logp
+from reweightlab.data.store import SequenceStore, microbatches
+from reweightlab.models.forward import teacher_forced_logp
 
 CACHE_NAME = "ref_logp.safetensors"
 

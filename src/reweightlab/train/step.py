@@ -1,4 +1,4 @@
-"""The pieces every training loop shares: optimizer, schedule, forward, one accumulated step."""
+"""The pieces every training loop shares: optimizer, schedule, one accumulated step."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from reweightlab.math import reduce_loss, token_logprobs
-from reweightlab.train.batching import MicroBatch
+from reweightlab.data.store import MicroBatch
+from reweightlab.math import reduce_loss
 from reweightlab.train.distributed import SingleProcess
 
 
@@ -34,32 +34,6 @@ def make_scheduler(opt, *, schedule: str, warmup_steps: int, total_steps: int):
         return 0.5 * (1.0 + pymath.cos(pymath.pi * min(1.0, progress)))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def forward_logits_logp(model, mb: MicroBatch):
-    """One forward over the micro-batch: (logits at target positions, logp of the targets)."""
-    # use_cache=False: a training forward never decodes further, and gradient checkpointing
-    # refuses a cache anyway
-    logits = model(input_ids=mb.input_ids_BL, use_cache=False).logits[:, :-1]
-    return logits, token_logprobs(logits, mb.targets_BT)
-
-
-@torch.no_grad()
-def teacher_forced_logp(model, mbs: Sequence[MicroBatch], N: int, L: int, device) -> torch.Tensor:
-    """Target-aligned log-probs (N x L-1) of a whole store under `model`, with no gradient.
-
-    Used once per batch (RL: old and reference log-probs) or once per dataset (iw-SFT reference).
-    """
-    was_training = model.training
-    model.eval()
-    out = torch.zeros(N, L - 1)
-    for mb in mbs:
-        mbd = mb.to(device)
-        _, logp = forward_logits_logp(model, mbd)
-        lb = logp.shape[1]
-        out[mb.index_B, :lb] = (logp.float() * mbd.mask_BT).cpu()
-    model.train(was_training)
-    return out
 
 
 def accumulated_step(

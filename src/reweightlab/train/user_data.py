@@ -14,10 +14,10 @@ end goes; a row whose prompt alone fills max_length keeps no completion token an
 
 from __future__ import annotations
 
+from reweightlab.data.encoding import encode_completions, encode_prompts
+from reweightlab.data.store import SequenceStore
 from reweightlab.tasks.rewards import RewardError
 from reweightlab.tasks.user_task import DatasetTask
-from reweightlab.train.batching import SequenceStore
-from reweightlab.train.data import encode_completions, encode_prompts
 
 NEEDS_SCORE = ("filtered_sft", "sft_q", "iw_sft", "rwr")
 

@@ -18,17 +18,17 @@ from pathlib import Path
 import torch
 
 from reweightlab.config import config_from_dict
+from reweightlab.files import write_text_atomic
 from reweightlab.models import load_model, load_tokenizer
-from reweightlab.models.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded
 from reweightlab.probe.command import run_probe
 from reweightlab.probe.intervals import across_seeds, excludes_zero
 from reweightlab.probe.regimes import RegimeThresholds
 from reweightlab.probe.search import SearchBudget
 from reweightlab.probe.study import ProbeSettings
+from reweightlab.recipes.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded
 from reweightlab.rollout import HFRolloutEngine
+from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import get_task
-from reweightlab.train.checkpoint import write_text_atomic
-from reweightlab.train.data import sample_and_score
 from reweightlab.train.loop import train
 
 DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "grpo", "rloo")

@@ -61,6 +61,11 @@ def embedded_path(spec: PretrainSpec) -> Path:
     return cache_root() / f"embedded-{spec.key()}"
 
 
+def resolve_model_path(path: str, progress: bool = True) -> str:
+    """'embedded' means the default model, pretrained here once and cached; any other path is itself."""
+    return str(ensure_embedded(progress=progress)) if path == "embedded" else path
+
+
 def ensure_embedded(spec: PretrainSpec | None = None, *, progress: bool = True, log=print) -> Path:
     """The cached embedded model folder, pretraining it first if it is not there."""
     spec = spec or PretrainSpec()
@@ -128,10 +133,11 @@ def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], 
 
 def pretrain(spec: PretrainSpec, dest: Path, *, progress: bool = True, log=print) -> dict:
     """Next-token training from scratch on the corpus; saves with save_pretrained, atomically."""
-    from reweightlab.train.batching import SequenceStore, microbatches
-    from reweightlab.train.checkpoint import save_model_atomic
-    from reweightlab.train.data import encode_completions, encode_prompts
-    from reweightlab.train.step import accumulated_step, forward_logits_logp, make_optimizer, make_scheduler
+    from reweightlab.data.encoding import encode_completions, encode_prompts
+    from reweightlab.data.store import SequenceStore, microbatches
+    from reweightlab.models.forward import forward_logits_logp
+    from reweightlab.models.saving import save_model_atomic
+    from reweightlab.train.step import accumulated_step, make_optimizer, make_scheduler
 
     torch.set_flush_denormal(True)
     torch.manual_seed(spec.seed)

@@ -1,0 +1,1 @@
+"""What composes the library into a study: pretraining the embedded base, and the demo."""

@@ -1,0 +1,1 @@
+"""Training: one loop for every method, its optimizer step, checkpoints, metrics and data parallelism."""
