@@ -30,7 +30,7 @@ def _model_dir(path: str | None) -> str:
 
 
 def _run(method: str, model: str, steps: int, extra: list[str]) -> dict:
-    from reweightlab.config import load_config
+    from reweightlab.train.config import load_config
     from reweightlab.train.loop import train
 
     out = Path(tempfile.mkdtemp(prefix=f"bench-{method}-")) / "run"

@@ -41,7 +41,7 @@ def _data(model_path: str, n_prompts: int, seed: int = 0):
 
 
 def run_reweightlab(model_path: str, steps: int) -> dict:
-    from reweightlab.config import load_config
+    from reweightlab.train.config import load_config
     from reweightlab.train.loop import train
 
     out = Path(tempfile.mkdtemp(prefix="bench-rwl-")) / "run"
@@ -104,7 +104,7 @@ if __name__ == "__main__":
 
 
 def run_reweightlab_grpo(model_path: str, steps: int) -> dict:
-    from reweightlab.config import load_config
+    from reweightlab.train.config import load_config
     from reweightlab.train.loop import train
 
     out = Path(tempfile.mkdtemp(prefix="bench-rwl-grpo-")) / "run"

@@ -27,7 +27,7 @@ def _cmd_pretrain(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    from reweightlab.config import describe_fields, load_config
+    from reweightlab.train.config import describe_fields, load_config
 
     if args.help_config:
         for key, default, help_ in describe_fields():

@@ -10,7 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: its conftest registers 'digits'
 import conftest  # noqa: E402,F401
 
-from reweightlab.config import load_config  # noqa: E402
+from reweightlab.train.config import load_config  # noqa: E402
 from reweightlab.train.loop import train  # noqa: E402
 
 COMMON = ["data.num_prompts=8", "data.max_new_tokens=10", "optim.lr=3e-3", "optim.steps=4"]

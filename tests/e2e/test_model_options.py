@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from reweightlab.config import ConfigError, load_config
+from reweightlab.config import ConfigError
 from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.adapters import (
@@ -17,6 +17,7 @@ from reweightlab.models.adapters import (
 from reweightlab.models.forward import forward_logits_logp
 from reweightlab.models.saving import save_model_atomic
 from reweightlab.train import refcache
+from reweightlab.train.config import load_config
 from reweightlab.train.loop import train
 
 

@@ -59,4 +59,4 @@ def test_likelihood_and_sampler_logprobs_on_other_architectures(arch):
     rollout = engine.generate(ids, samples_per_prompt=4, max_new_tokens=6, seed=0)
     store = SequenceStore.from_rollout(ids, rollout, tok.pad_token_id)
     tf_NT = teacher_forced_logp(model, microbatches(store, 64), len(store), store.ids_NL.shape[1], "cpu")
-    torch.testing.assert_close(tf_NT.sum(1), store.columns["logp_sampler"].sum(1), atol=1e-4, rtol=0)
+    torch.testing.assert_close(tf_NT.sum(1), store.logp_sampler_NT.sum(1), atol=1e-4, rtol=0)

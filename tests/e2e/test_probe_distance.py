@@ -140,7 +140,7 @@ def test_check_same_tokenizer(tok, tiny_model_dir):
 @torch.no_grad()
 def test_base_loglik_of_successes_matches_a_manual_forward(tok, base):
     success = [1, 0, 1, 1, 0, 0, 1]
-    store = _store(tok, PROMPTS, COMPLETIONS, success=success)
+    store = _store(tok, PROMPTS, COMPLETIONS, success_N=success)
     seq_logp, n_tokens = [], 0
     for n in range(len(store)):
         if success[n]:
@@ -154,10 +154,10 @@ def test_base_loglik_of_successes_matches_a_manual_forward(tok, base):
     assert abs(got["base_perplexity_per_token"] - math.exp(-mean_token)) <= 1e-4 * math.exp(-mean_token)
     assert abs(got["base_logp_per_sequence"] - sum(seq_logp) / 4) <= 1e-4
     # failures are excluded: every sequence counted gives a different answer
-    all_in = base_loglik_of_successes(base, _store(tok, PROMPTS, COMPLETIONS, success=[1] * 7))
+    all_in = base_loglik_of_successes(base, _store(tok, PROMPTS, COMPLETIONS, success_N=[1] * 7))
     assert all_in["n"] == 7 and abs(all_in["base_logp_per_token"] - mean_token) > 1e-3
 
-    none = base_loglik_of_successes(base, _store(tok, PROMPTS, COMPLETIONS, success=[0] * 7))
+    none = base_loglik_of_successes(base, _store(tok, PROMPTS, COMPLETIONS, success_N=[0] * 7))
     assert none["n"] == 0 and none["base_logp_per_token"] is None and none["base_perplexity_per_token"] is None
     assert none["base_logp_per_sequence"] is None
     with pytest.raises(ValueError, match="success"):

@@ -31,8 +31,8 @@ def test_chunks_fill_every_sample_and_keep_the_first(tiny_model_dir, chunk):
     assert s.n_P.tolist() == [8, 8, 8]
     torch.testing.assert_close(s.p_P, s.c_P.double() / 8)
     assert len(s.kept) == 6  # problem-major, the first 2 samples of each
-    torch.testing.assert_close(s.kept.columns["reward"], s.rewards_PN[:, :2].reshape(-1))
-    assert s.kept.columns["logp_sampler"].shape[0] == 6 and s.completion_tokens > 0
+    torch.testing.assert_close(s.kept.reward_N, s.rewards_PN[:, :2].reshape(-1))
+    assert s.kept.logp_sampler_NT.shape[0] == 6 and s.completion_tokens > 0
 
 
 def test_keep_larger_than_a_chunk_is_refused(tiny_model_dir):

@@ -18,7 +18,7 @@ def test_sampler_logp_equals_teacher_forced_in_the_store(tiny_model_dir):
     store = SequenceStore.from_rollout(prompts, ro, tok.pad_token_id)
     mbs = microbatches(store, 4)
     tf = teacher_forced_logp(model, mbs, len(store), store.ids_NL.shape[1], "cpu")
-    sampler = store.columns["logp_sampler"]
+    sampler = store.logp_sampler_NT
     assert tf.shape == sampler.shape
     assert torch.count_nonzero(sampler) == int(ro.completion_mask_NT.sum())
     torch.testing.assert_close(tf, sampler, atol=1e-4, rtol=0)

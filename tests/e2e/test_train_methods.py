@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from reweightlab.cli import main
-from reweightlab.config import load_config
 from reweightlab.models import load_model
+from reweightlab.train.config import load_config
 from reweightlab.train.loop import train
 
 # An untrained tiny model never solves a hand, so offline filters keep everything here.

@@ -7,7 +7,7 @@ from reweightlab.data.store import SequenceStore, completion_to_targets, microba
 def _store():
     prompts = [[1, 5, 6], [1, 7], [1, 8, 9, 10]]
     comps = [[20, 21, 2], [22, 2], [23, 24, 25, 26, 2]]
-    return SequenceStore.from_lists(prompts, comps, pad_id=0, reward=[1.0, 2.0, 3.0])
+    return SequenceStore.from_lists(prompts, comps, pad_id=0, reward_N=[1.0, 2.0, 3.0])
 
 
 def test_store_layout_and_masks():
@@ -23,7 +23,7 @@ def test_store_layout_and_masks():
     mb = mbs[0]
     picked = mb.targets_BT[mb.mask_BT.bool()].tolist()
     assert picked == [22, 2, 20, 21, 2]
-    assert mb.columns["reward"].tolist() == [2.0, 1.0]
+    assert mb.reward_B.tolist() == [2.0, 1.0]
 
 
 def test_completion_to_targets_alignment():
@@ -31,9 +31,9 @@ def test_completion_to_targets_alignment():
     vals = torch.tensor([[0.1, 0.2, 0.3, 0, 0], [0.4, 0.5, 0, 0, 0], [0.6, 0.7, 0.8, 0.9, 1.0]])
     mask = vals > 0
     out = completion_to_targets(vals, mask, s.prompt_len_N, s.ids_NL.shape[1])
-    s.columns["v"] = out
+    s = s.replace(logp_ref_NT=out)  # any target-aligned field
     for mb in microbatches(s, 3):
-        got = mb.columns["v"][mb.mask_BT.bool()]
+        got = mb.logp_ref_BT[mb.mask_BT.bool()]
         want = vals[mb.index_B][mask[mb.index_B]]
         assert torch.equal(got, want)
 
@@ -53,20 +53,20 @@ def test_from_rollout_joins_prompt_and_completion():
     assert s.ids_NL[2, :3].tolist() == [1, 7, 23] and s.total_len_N[2] == 3
     assert s.ids_NL[3].tolist() == [1, 7, 24, 25, 26, 0]
     for mb in microbatches(s, 4):
-        got = mb.columns["logp_sampler"][mb.mask_BT.bool()]
+        got = mb.logp_sampler_BT[mb.mask_BT.bool()]
         want = ro.logp_NT[mb.index_B][mask[mb.index_B]]
         assert torch.equal(got, want)
 
 
-def test_concat_pads_ids_and_target_columns_and_keeps_rows():
-    a = SequenceStore.from_lists([[1, 2]], [[3]], pad_id=0, reward=[1.0])
-    a.columns["logp"] = torch.tensor([[0.0, -0.5]], dtype=torch.float64)
-    b = SequenceStore.from_lists([[4], [5, 6, 7]], [[8, 9, 10], [11]], pad_id=0, reward=[2.0, 3.0])
-    b.columns["logp"] = torch.tensor([[-0.1, -0.2, -0.3], [0.0, 0.0, -0.4]], dtype=torch.float64)
+def test_concat_pads_ids_and_target_fields_and_keeps_rows():
+    a = SequenceStore.from_lists([[1, 2]], [[3]], pad_id=0, reward_N=[1.0])
+    a = a.replace(logp_ref_NT=torch.tensor([[0.0, -0.5]], dtype=torch.float64))
+    b = SequenceStore.from_lists([[4], [5, 6, 7]], [[8, 9, 10], [11]], pad_id=0, reward_N=[2.0, 3.0])
+    b = b.replace(logp_ref_NT=torch.tensor([[-0.1, -0.2, -0.3], [0.0, 0.0, -0.4]], dtype=torch.float64))
     c = SequenceStore.concat([a, b], pad_id=0)
     assert c.ids_NL.tolist() == [[1, 2, 3, 0], [4, 8, 9, 10], [5, 6, 7, 11]]
     assert c.prompt_len_N.tolist() == [2, 1, 3] and c.total_len_N.tolist() == [3, 4, 4]
-    assert c.columns["reward"].tolist() == [1.0, 2.0, 3.0]
-    assert c.columns["logp"].tolist() == [[0.0, -0.5, 0.0], [-0.1, -0.2, -0.3], [0.0, 0.0, -0.4]]
-    with pytest.raises(ValueError, match="columns"):
+    assert c.reward_N.tolist() == [1.0, 2.0, 3.0]
+    assert c.logp_ref_NT.tolist() == [[0.0, -0.5, 0.0], [-0.1, -0.2, -0.3], [0.0, 0.0, -0.4]]
+    with pytest.raises(ValueError, match="fields"):
         SequenceStore.concat([a, SequenceStore.from_lists([[1]], [[2]], pad_id=0)], pad_id=0)

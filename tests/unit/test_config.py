@@ -1,6 +1,7 @@
 import pytest
 
-from reweightlab.config import ConfigError, TrainConfig, config_from_dict, describe_fields, load_config
+from reweightlab.config import ConfigError
+from reweightlab.train.config import TrainConfig, config_from_dict, describe_fields, load_config
 
 
 def test_defaults_and_overrides():

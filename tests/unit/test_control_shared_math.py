@@ -34,23 +34,23 @@ class _Record:
 
 
 class _Store:
-    """The two things the LM methods' data preparation uses: columns and select()."""
+    """The two things the LM methods' data preparation uses: reward_N and select()."""
 
-    def __init__(self, columns):
-        self.columns = columns
+    def __init__(self, reward_N):
+        self.reward_N = reward_N
 
     def select(self, idx):
-        return _Store({k: v[idx] for k, v in self.columns.items()})
+        return _Store(self.reward_N[idx])
 
 
 def _lm_step():
     from reweightlab.algos import filtered_sft, iw_sft, sft_q
 
-    store = _Store({"reward": torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])})
+    store = _Store(torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0]))
     filtered_sft.keep_filtered(store, 2.0)
     sft_q.apply_quality(store, (1.0, 2.0, 3.0), "multiplicity")
-    mb = SimpleNamespace(columns={"logp_ref": -torch.rand(2, 4)}, mask_BT=torch.ones(2, 4))
-    ctx = SimpleNamespace(cfg=SimpleNamespace(offline=SimpleNamespace(iw_preset="llm")))
+    mb = SimpleNamespace(logp_ref_BT=-torch.rand(2, 4), mask_BT=torch.ones(2, 4), step_weight_B=None, weight_B=None)
+    ctx = SimpleNamespace(offline=SimpleNamespace(iw_preset="llm"))
     iw_sft.token_weights(-torch.rand(2, 4), mb, ctx)
 
 

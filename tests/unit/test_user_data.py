@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from reweightlab.config import ConfigError, config_from_dict
+from reweightlab.config import ConfigError
 from reweightlab.tasks.dataset import DataError
 from reweightlab.tasks.formatting import FormatError
 from reweightlab.tasks.rewards import RewardError
 from reweightlab.tasks.user_task import DatasetTask, resolve_task
+from reweightlab.train.config import config_from_dict
 from reweightlab.train.user_data import file_store
 
 

@@ -1,13 +1,12 @@
 """Filtered SFT (rejection-sampling fine-tuning): SFT on samples with reward >= threshold."""
 
 from reweightlab.algos import sft
+from reweightlab.algos.method import Method
 from reweightlab.math import threshold_weights
-
-needs_ref_logp = False
 
 
 def keep_filtered(store, threshold: float):
-    keep = threshold_weights(store.columns["reward"], threshold) > 0
+    keep = threshold_weights(store.reward_N, threshold) > 0
     if not bool(keep.any()):
         raise RuntimeError(
             f"no sample reaches the reward threshold {threshold}: nothing to train on "
@@ -16,9 +15,12 @@ def keep_filtered(store, threshold: float):
     return store.select(keep.nonzero().squeeze(1))
 
 
-def prepare(store, cfg):
-    return keep_filtered(store, cfg.offline.threshold), None
+def prepare(store, offline):
+    return keep_filtered(store, offline.threshold), None
 
 
-step_columns = sft.step_columns
-token_weights = sft.token_weights
+METHOD = Method(
+    name="filtered_sft", summary="SFT on the reference's samples whose reward >= offline.threshold",
+    source="base_samples", needs_scores=True, needs_reference=False, settings=("offline.threshold",),
+    prepare=prepare, token_weights=sft.token_weights,
+)

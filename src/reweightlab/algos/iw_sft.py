@@ -8,49 +8,57 @@ dataset and cached (pi_ref is frozen). At step 0 pi = pi_ref, so every weight is
 
 from reweightlab.algos import sft_q
 from reweightlab.algos.filtered_sft import keep_filtered
-from reweightlab.math import IW_PRESETS, importance_weights
-
-needs_ref_logp = True
-
-
-def preset(cfg):
-    return IW_PRESETS[cfg.offline.iw_preset]
+from reweightlab.algos.method import Method
+from reweightlab.math import IW_PRESETS, importance_weights, scale_to_count
 
 
-def prepare(store, cfg):
-    store = keep_filtered(store, cfg.offline.threshold)
-    if cfg.offline.quality_thresholds:
-        return sft_q.apply_quality(store, cfg.offline.quality_thresholds, cfg.offline.quality_mode)
+def preset(offline):
+    return IW_PRESETS[offline.iw_preset]
+
+
+def prepare(store, offline):
+    store = keep_filtered(store, offline.threshold)
+    if offline.quality_thresholds:
+        return sft_q.apply_quality(store, offline.quality_thresholds, offline.quality_mode)
     return store, None
 
 
-def _weights(logp_q_BT, logp_ref_BT, mask_BT, p):
+def _weights(logp_q_BT, logp_ref_BT, mask_BT, p, self_normalise=False):
     return importance_weights(
         logp_q_BT, logp_ref_BT, mask_BT, level=p.level, temp=p.temp,
-        clip_min=p.clip_min, clip_max=p.clip_max, self_normalise=p.self_normalise,
+        clip_min=p.clip_min, clip_max=p.clip_max, self_normalise=self_normalise,
     )
 
 
-def step_columns(step, ctx):
+def step_weights(step, ctx):
     """Self-normalised presets need the whole step: q's log-probs come from a no-grad pass (EMA copy)."""
-    p = preset(ctx.cfg)
+    p = preset(ctx.offline)
     if not p.self_normalise:
-        return {}
-    logp_q = ctx.logp_q_of(step)  # (N, L-1) target-aligned, from the EMA model
-    w = _weights(logp_q, step.columns["logp_ref"], ctx.mask_of(step), p)
-    if p.level == "sequence":
-        # Self-normalised weights sum to 1 over the step; scale by N so that a weight of 1 still
-        # means "as much as SFT" under token_mean (the direction of the gradient is unchanged).
-        return {"iw_weight": w * step.columns["logp_ref"].shape[0]}
-    raise ValueError("self-normalised token-level importance weights are not supported")
+        return None
+    if p.level != "sequence":
+        raise ValueError("self-normalised token-level importance weights are not supported")
+    # Self-normalised over the step, times N: a weight of 1 still means "as much as SFT" under
+    # token_mean (the direction of the gradient is unchanged).
+    return scale_to_count(_weights(ctx.logp_q_of(step), step.logp_ref_NT, ctx.mask_of(step), p, self_normalise=True))
 
 
 def token_weights(logp_BT, mb, ctx):
-    p = preset(ctx.cfg)
-    if "iw_weight" in mb.columns:
-        w = mb.columns["iw_weight"][:, None] * mb.mask_BT
-    else:
-        w = _weights(logp_BT.detach(), mb.columns["logp_ref"], mb.mask_BT, p)
+    if mb.step_weight_B is not None:
+        w = mb.step_weight_B[:, None] * mb.mask_BT
+    else:  # a weight per sequence (level 'sequence') or per token, from the current model as q
+        w = _weights(logp_BT.detach(), mb.logp_ref_BT, mb.mask_BT, preset(ctx.offline))
         w = (w[:, None] if w.dim() == 1 else w) * mb.mask_BT
-    q = mb.columns.get("quality_weight")
-    return w if q is None else w * q[:, None]
+    return w if mb.weight_B is None else w * mb.weight_B[:, None]
+
+
+def ema_decay(offline):
+    p = preset(offline)
+    return p.ema_decay if p.q == "ema" else None
+
+
+METHOD = Method(
+    name="iw_sft", summary="importance-weighted SFT: filtered samples weighted by q / pi_ref",
+    source="base_samples", needs_scores=True, needs_reference=True,
+    settings=("offline.threshold", *sft_q.SETTINGS, "offline.iw_preset"), ema_decay=ema_decay,
+    check=sft_q.check_thresholds, prepare=prepare, step_weights=step_weights, token_weights=token_weights,
+)

@@ -6,6 +6,7 @@ All three share one loss, the clipped surrogate (its on-policy gradient is exact
 
 import torch
 
+from reweightlab.algos.method import Method, no_check
 from reweightlab.math import (
     batch_baseline_advantages,
     clipped_surrogate,
@@ -15,17 +16,12 @@ from reweightlab.math import (
 )
 
 
-def advantages(method: str, rewards_PG: torch.Tensor, std_scaling: str) -> torch.Tensor:
-    """Per-sequence advantages, flattened to N = P*G in the rollout's order."""
-    if method == "grpo":
-        adv = group_advantages(rewards_PG, std_scaling=std_scaling)
-    elif method == "rloo":
-        adv = leave_one_out_advantages(rewards_PG, std_scaling=std_scaling)
-    elif method == "reinforce":
-        adv = batch_baseline_advantages(rewards_PG.reshape(-1), std_scaling=std_scaling)
-    else:
-        raise ValueError(f"unknown RL method {method!r}; expected reinforce, rloo or grpo")
-    return adv.reshape(-1)
+def _single_group_check(name):
+    def check(cfg, user_keys):
+        if cfg.rl.samples_per_prompt < 2:
+            return f"config key 'rl.samples_per_prompt': {name} needs at least 2 samples per prompt"
+        return None
+    return check
 
 
 def kl_shaped_rewards(rewards_PG, logp_BT, logp_ref_BT, mask_BT, beta: float) -> torch.Tensor:
@@ -44,12 +40,27 @@ def token_loss(logp_BT, mb, rl_cfg):
     The logged `kl` is k3 (unbiased, low variance, >= 0 per token) whatever estimator the loss uses.
     """
     loss_BT, clipped_BT = clipped_surrogate(
-        logp_BT, mb.columns["logp_old"], mb.columns["adv"],
+        logp_BT, mb.logp_old_BT, mb.adv_B,
         eps_low=rl_cfg.clip_eps_low, eps_high=rl_cfg.clip_eps_high,
     )
     kl_value_BT = None
-    if "logp_ref" in mb.columns:
-        kl_value_BT = kl_estimate(logp_BT.detach(), mb.columns["logp_ref"], "k3")
+    if mb.logp_ref_BT is not None:
+        kl_value_BT = kl_estimate(logp_BT.detach(), mb.logp_ref_BT, "k3")
         if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "loss":
-            loss_BT = loss_BT + rl_cfg.kl_beta * kl_estimate(logp_BT, mb.columns["logp_ref"], rl_cfg.kl_estimator)
+            loss_BT = loss_BT + rl_cfg.kl_beta * kl_estimate(logp_BT, mb.logp_ref_BT, rl_cfg.kl_estimator)
     return loss_BT, clipped_BT, kl_value_BT
+
+
+def _online(name: str, summary: str, advantages, check=no_check, auto_std_scaling="none") -> Method:
+    return Method(name=name, summary=summary, source="online", needs_scores=True, needs_reference=True,
+                  settings=("rl",), check=check, advantages=advantages, auto_std_scaling=auto_std_scaling)
+
+
+METHODS = (
+    _online("reinforce", "REINFORCE with the batch-mean baseline",
+            lambda r_PG, std: batch_baseline_advantages(r_PG.reshape(-1), std_scaling=std).view_as(r_PG)),
+    _online("rloo", "REINFORCE leave-one-out: each sample's baseline is the mean of its group's others",
+            lambda r_PG, std: leave_one_out_advantages(r_PG, std_scaling=std), _single_group_check("rloo")),
+    _online("grpo", "GRPO: advantages relative to the group mean (std-scaled by default)",
+            lambda r_PG, std: group_advantages(r_PG, std_scaling=std), _single_group_check("grpo"), "group"),
+)

@@ -4,14 +4,15 @@ As a sampling multiplicity (the authors' control code: a sequence above 3 thresh
 times in the training multiset) or as a loss weight.
 """
 
+from reweightlab.algos.method import Method
 from reweightlab.math import quality_levels, quality_multiset_indices, unit_weights
 
-needs_ref_logp = False
+SETTINGS = ("offline.quality_thresholds", "offline.quality_mode")
 
 
 def apply_quality(store, thresholds, mode: str):
     """Drop sequences that clear no threshold; return (store, draw_N or None)."""
-    levels = quality_levels(store.columns["reward"], tuple(thresholds))
+    levels = quality_levels(store.reward_N, tuple(thresholds))
     keep = (levels > 0).nonzero().squeeze(1)
     if keep.numel() == 0:
         raise RuntimeError(f"no sample clears any quality threshold {list(thresholds)}: nothing to train on")
@@ -19,22 +20,33 @@ def apply_quality(store, thresholds, mode: str):
     levels = levels[keep]
     if mode == "multiplicity":
         return store, quality_multiset_indices(levels)
-    store.columns["quality_weight"] = levels.float()
-    return store, None
+    return store.replace(weight_N=levels.float()), None
 
 
-def prepare(store, cfg):
-    return apply_quality(store, cfg.offline.quality_thresholds, cfg.offline.quality_mode)
-
-
-def step_columns(step, ctx):
-    return {}
+def prepare(store, offline):
+    return apply_quality(store, offline.quality_thresholds, offline.quality_mode)
 
 
 def token_weights(logp_BT, mb, ctx):
     w = unit_weights(mb.mask_BT)
-    q = mb.columns.get("quality_weight")
-    return w if q is None else w * q[:, None]
+    return w if mb.weight_B is None else w * mb.weight_B[:, None]
 
 
+def check_thresholds(cfg, user_keys):
+    q = cfg.offline.quality_thresholds
+    if any(b <= a for a, b in zip(q, q[1:], strict=False)):
+        return f"config key 'offline.quality_thresholds': must be strictly increasing, got {list(q)}"
+    return None
 
+
+def check(cfg, user_keys):
+    if not cfg.offline.quality_thresholds:
+        return "config key 'offline.quality_thresholds': method 'sft_q' needs at least one threshold"
+    return check_thresholds(cfg, user_keys)
+
+
+METHOD = Method(
+    name="sft_q", summary="SFT(Q): weight = number of offline.quality_thresholds the reward clears",
+    source="base_samples", needs_scores=True, needs_reference=False, settings=SETTINGS, check=check,
+    prepare=prepare, token_weights=token_weights,
+)

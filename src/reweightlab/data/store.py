@@ -9,29 +9,63 @@ lets it influence the real positions, so no attention mask is needed in training
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 import torch
+
+# The optional per-sequence fields of a store, and what fills them. The suffix names the shape:
+# _N one value per sequence, _NT one per target position (N x L-1, aligned with ids_NL[:, 1:], zero
+# outside the completion). A micro-batch carries the same fields as _B / _BT. None = absent.
+FIELDS: dict[str, str] = {
+    "reward_N": "the sequence's reward (a verifier, a reward function or a data file's score field)",
+    "success_N": "1.0 where the verifier counts the sequence a success",
+    "weight_N": "a weight fixed before training (SFT(Q) levels as weights, a data file's weight column)",
+    "step_weight_N": "a weight that needs the whole optimizer step (RWR, self-normalised iw-SFT)",
+    "adv_N": "the RL advantage",
+    "logp_sampler_NT": "log-probs the sampler returned with each completion token",
+    "logp_old_NT": "log-probs under the policy that sampled the batch (RL ratio denominator)",
+    "logp_ref_NT": "log-probs under the frozen reference pi_ref",
+}
+
+
+def _batch_name(name: str) -> str:
+    return name.replace("_NT", "_BT") if name.endswith("_NT") else name[:-2] + "_B"
 
 
 @dataclass
 class SequenceStore:
-    """N sequences: ids_NL right-padded, prompt_len_N, total_len_N, plus float columns.
-
-    A column is per sequence (shape N) or per target position (shape N x L-1, aligned with
-    ids_NL[:, 1:], zero outside the completion), e.g. cached reference log-probs.
-    """
+    """N sequences: ids_NL right-padded, prompt_len_N, total_len_N, and the optional fields of FIELDS."""
 
     ids_NL: torch.Tensor
     prompt_len_N: torch.Tensor
     total_len_N: torch.Tensor
-    columns: dict[str, torch.Tensor] = field(default_factory=dict)
+    reward_N: torch.Tensor | None = None
+    success_N: torch.Tensor | None = None
+    weight_N: torch.Tensor | None = None
+    step_weight_N: torch.Tensor | None = None
+    adv_N: torch.Tensor | None = None
+    logp_sampler_NT: torch.Tensor | None = None
+    logp_old_NT: torch.Tensor | None = None
+    logp_ref_NT: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.ids_NL.shape[0])
 
+    def present(self) -> dict[str, torch.Tensor]:
+        """The optional fields this store holds, in FIELDS order."""
+        return {k: getattr(self, k) for k in FIELDS if getattr(self, k) is not None}
+
+    def require(self, *names: str) -> None:
+        """A clear error when a method needs a field nobody filled (instead of a TypeError on None)."""
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"these sequences lack {', '.join(missing)}: " + "; ".join(
+                f"{n} is {FIELDS[n]}" for n in missing))
+
     @classmethod
-    def from_lists(cls, prompts: list[list[int]], completions: list[list[int]], pad_id: int, **columns):
+    def from_lists(cls, prompts: list[list[int]], completions: list[list[int]], pad_id: int, **fields):
+        """Per-sequence fields by name (``reward_N=[...]``): floats, one per sequence."""
         if len(prompts) != len(completions):
             raise ValueError("prompts and completions differ in number")
         if not prompts:
@@ -41,11 +75,10 @@ class SequenceStore:
         ids = torch.full((len(prompts), int(tlen.max())), pad_id, dtype=torch.long)
         for i, (p, c) in enumerate(zip(prompts, completions, strict=True)):  # once per dataset, not per step
             ids[i, : len(p) + len(c)] = torch.tensor(p + c, dtype=torch.long)
-        cols = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in columns.items()}
-        return cls(ids, plen, tlen, cols)
+        return cls(ids, plen, tlen, **{k: torch.as_tensor(v, dtype=torch.float32) for k, v in fields.items()})
 
     @classmethod
-    def from_rollout(cls, prompt_ids: list[list[int]], rollout, pad_id: int, **columns):
+    def from_rollout(cls, prompt_ids: list[list[int]], rollout, pad_id: int, **fields):
         """Join each sequence's prompt (by rollout.prompt_index_N) with its sampled completion."""
         comp = rollout.completion_ids_NT
         lens = rollout.completion_mask_NT.sum(1).long()
@@ -64,15 +97,19 @@ class SequenceStore:
         cols_NT = plen[:, None] + torch.arange(T)[None, :]
         ids.scatter_(1, cols_NT, torch.where(rollout.completion_mask_NT, comp, torch.full_like(comp, pad_id)))
         L = int(tlen.max())
-        cols = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in columns.items()}
-        cols["logp_sampler"] = completion_to_targets(rollout.logp_NT.float(), rollout.completion_mask_NT, plen, L)
-        return cls(ids[:, :L], plen, tlen, cols)
+        per_seq = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in fields.items()}
+        logp = completion_to_targets(rollout.logp_NT.float(), rollout.completion_mask_NT, plen, L)
+        return cls(ids[:, :L], plen, tlen, logp_sampler_NT=logp, **per_seq)
+
+    def replace(self, **fields) -> SequenceStore:
+        """A copy with some fields set (tensors are shared, not copied)."""
+        return dataclasses.replace(self, **fields)
 
     def select(self, index: torch.Tensor) -> SequenceStore:
         index = index.long()
         return SequenceStore(
             self.ids_NL[index], self.prompt_len_N[index], self.total_len_N[index],
-            {k: v[index] for k, v in self.columns.items()},
+            **{k: v[index] for k, v in self.present().items()},
         )
 
     def completion_tokens(self) -> int:
@@ -81,46 +118,58 @@ class SequenceStore:
     @classmethod
     def concat(cls, stores: list[SequenceStore], pad_id: int, width: int = 0) -> SequenceStore:
         """Stores one after the other, right-padded to the longest (or to ``width`` if wider); they must
-        share column names."""
+        hold the same fields."""
         if not stores:
             raise ValueError("no stores to concatenate")
-        names = set(stores[0].columns)
-        if any(set(s.columns) != names for s in stores):
-            raise ValueError(f"stores differ in columns: {[sorted(s.columns) for s in stores]}")
+        names = list(stores[0].present())
+        if any(list(s.present()) != names for s in stores):
+            raise ValueError(f"stores differ in fields: {[list(s.present()) for s in stores]}")
         L = max(width, *(s.ids_NL.shape[1] for s in stores))
 
         def pad(x: torch.Tensor, width: int, value) -> torch.Tensor:
             return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
 
-        cols = {}
-        for k in stores[0].columns:  # the first store's order, not the set's (hash-seeded, per process)
-            per_seq = stores[0].columns[k].dim() == 1
-            cols[k] = torch.cat([s.columns[k] if per_seq else pad(s.columns[k], L - 1, 0.0) for s in stores])
+        fields = {k: torch.cat([getattr(s, k) if k.endswith("_N") else pad(getattr(s, k), L - 1, 0.0)
+                                for s in stores]) for k in names}
         return cls(
             torch.cat([pad(s.ids_NL, L, pad_id) for s in stores]),
             torch.cat([s.prompt_len_N for s in stores]),
             torch.cat([s.total_len_N for s in stores]),
-            cols,
+            **fields,
         )
 
 
 @dataclass
 class MicroBatch:
-    """Inputs and target mask for one forward. Targets are input_ids[:, 1:]; mask_BT marks completion targets."""
+    """Inputs and target mask for one forward. Targets are input_ids[:, 1:]; mask_BT marks completion targets.
+
+    The optional fields are the store's (FIELDS), for these B sequences: ``reward_B``, ``logp_ref_BT`` ...
+    """
 
     input_ids_BL: torch.Tensor
     mask_BT: torch.Tensor  # float, shape (B, L-1)
     index_B: torch.Tensor  # positions of these sequences in the step's selection
-    columns: dict[str, torch.Tensor]
+    reward_B: torch.Tensor | None = None
+    success_B: torch.Tensor | None = None
+    weight_B: torch.Tensor | None = None
+    step_weight_B: torch.Tensor | None = None
+    adv_B: torch.Tensor | None = None
+    logp_sampler_BT: torch.Tensor | None = None
+    logp_old_BT: torch.Tensor | None = None
+    logp_ref_BT: torch.Tensor | None = None
 
     @property
     def targets_BT(self) -> torch.Tensor:
         return self.input_ids_BL[:, 1:]
 
+    def optional(self) -> dict[str, torch.Tensor]:
+        names = (_batch_name(k) for k in FIELDS)
+        return {k: getattr(self, k) for k in names if getattr(self, k) is not None}
+
     def to(self, device) -> MicroBatch:
         return MicroBatch(
             self.input_ids_BL.to(device), self.mask_BT.to(device), self.index_B.to(device),
-            {k: v.to(device) for k, v in self.columns.items()},
+            **{k: v.to(device) for k, v in self.optional().items()},
         )
 
 
@@ -139,8 +188,9 @@ def microbatches(store: SequenceStore, sequences_per_microbatch: int) -> list[Mi
         L = int(store.total_len_N[idx].max())
         ids = store.ids_NL[idx, :L]
         mask = completion_mask(store.prompt_len_N[idx], store.total_len_N[idx], L)
-        cols = {k: (v[idx, : L - 1] if v.dim() == 2 else v[idx]) for k, v in store.columns.items()}
-        out.append(MicroBatch(ids, mask, idx, cols))
+        fields = {_batch_name(k): (v[idx, : L - 1] if k.endswith("_NT") else v[idx])
+                  for k, v in store.present().items()}
+        out.append(MicroBatch(ids, mask, idx, **fields))
     return out
 
 

@@ -225,6 +225,23 @@ def importance_weights(
     return torch.exp(log_w.clamp(max=_MAX_LOG_WEIGHT))
 
 
+def scale_to_count(w_N: torch.Tensor) -> torch.Tensor:
+    """Self-normalised weights (summing to 1 over N items) times N.
+
+    With a mean-type reduction a weight of 1 then means "as much as SFT"; the direction of the
+    gradient is unchanged. Used by iw-SFT's self-normalised presets, for sequences and trajectories.
+    """
+    return w_N * w_N.numel()
+
+
+@torch.no_grad()
+def ema_update_(ema_params, params, decay: float) -> None:
+    """In place: ``theta_q <- decay * theta_q + (1 - decay) * theta`` for each pair of tensors (iw-SFT's
+    EMA copy q of the policy)."""
+    for pe, p in zip(ema_params, params, strict=True):
+        pe.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+
+
 # --- DFT, RWR -------------------------------------------------------------------------------------------
 
 

@@ -112,20 +112,18 @@ def distance_from_base(
 @torch.no_grad()
 def base_loglik_of_successes(base, store: SequenceStore, *, sequences_per_microbatch: int = 128, device="cpu",
                              logp_base_N: torch.Tensor | None = None) -> dict:
-    """Base log-likelihood of the successful sequences of ``store`` (``columns['success'] == 1``).
+    """Base log-likelihood of the successful sequences of ``store`` (``success_N == 1``).
 
     Returns ``n`` (successful sequences), ``tokens``, ``base_logp_per_token`` (mean over their
     completion tokens), ``base_perplexity_per_token = exp(-base_logp_per_token)`` and
     ``base_logp_per_sequence`` (mean over sequences of ``log B(y | x)``); the last three are None when
     there is no success. ``logp_base_N`` (from ``distance_and_base_logp``) saves the base pass.
     """
-    if "success" not in store.columns:
-        raise ValueError("the store has no 'success' column (use sample_and_score, or pass success=...)")
+    if store.success_N is None:
+        raise ValueError("the store has no success_N (use sample_and_score, or pass success_N=...)")
     if sequences_per_microbatch < 1:
         raise ValueError(f"sequences_per_microbatch must be >= 1, got {sequences_per_microbatch}")
-    success_N = store.columns["success"]
-    if success_N.dim() != 1:
-        raise ValueError("the 'success' column must hold one value per sequence")
+    success_N = store.success_N
     index = torch.nonzero(success_N == 1).flatten()
     values = ("base_logp_per_token", "base_perplexity_per_token", "base_logp_per_sequence")
     none = {"n": 0, "tokens": 0} | dict.fromkeys(values)

@@ -140,7 +140,7 @@ def sample_counts(
                         unlisted_PN[p0 + q, g0 + g] = not exact
                 tokens += int(scored.rollout.completion_mask_NT.sum())
                 if record is not None:
-                    logp_N = scored.store.columns["logp_sampler"].double().sum(1).tolist()
+                    logp_N = scored.store.logp_sampler_NT.double().sum(1).tolist()
                     record([p0 + i // G for i in range(len(part) * G)], scored.texts,
                            scored.rewards_PG.flatten().tolist(), scored.reasons, logp_N)
                 if g0 == 0 and keep_per_prompt:  # the first samples of each prompt: sequence n = p * G + g

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from reweightlab.config import config_from_dict
 from reweightlab.files import write_text_atomic
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.command import run_probe
@@ -29,6 +28,7 @@ from reweightlab.recipes.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedd
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import get_task
+from reweightlab.train.config import config_from_dict
 from reweightlab.train.loop import train
 
 DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "grpo", "rloo")
@@ -117,7 +117,7 @@ def run_demo(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 
 
     log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
     base_samples = _sample_base(base, task, budget, seed, progress)
-    summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.columns["success"].mean())}
+    summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.success_N.mean())}
 
     models = {"base": base}
     for method in DEMO_METHODS:

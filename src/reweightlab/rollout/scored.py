@@ -43,7 +43,7 @@ def sample_and_score(
     rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
     success = torch.tensor([v.success for v in verdicts], dtype=torch.float32)
     store = SequenceStore.from_rollout(
-        prompt_ids, rollout, tokenizer.pad_token_id, reward=rewards, success=success
+        prompt_ids, rollout, tokenizer.pad_token_id, reward_N=rewards, success_N=success
     )
     P, G = len(problems), samples_per_prompt
     return ScoredSamples(store, rewards.view(P, G), success.view(P, G), texts, rollout,

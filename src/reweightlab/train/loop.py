@@ -11,27 +11,29 @@ from __future__ import annotations
 import copy
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from reweightlab import algos
-from reweightlab.config import TrainConfig, resolved_adv_std
+from reweightlab.algos.rl import kl_shaped_rewards
+from reweightlab.algos.rl import token_loss as rl_token_loss
 from reweightlab.data.encoding import solver_demonstrations
 from reweightlab.data.store import SequenceStore, completion_mask, microbatches
 from reweightlab.files import write_text_atomic
-from reweightlab.math import token_entropy
+from reweightlab.math import ema_update_, token_entropy, weighted_nll
 from reweightlab.models import load_model, load_tokenizer
-from reweightlab.models.adapters import frozen_reference, prepare_for_training, resolve_dtype
+from reweightlab.models.adapters import ReferenceView, frozen_reference, prepare_for_training, resolve_dtype
 from reweightlab.models.forward import forward_logits_logp, teacher_forced_logp
 from reweightlab.models.saving import save_model_atomic
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
-from reweightlab.tasks import get_task
+from reweightlab.tasks import Problem, Task, get_task
 from reweightlab.train import user_data
-from reweightlab.train.distributed import make_distributed
+from reweightlab.train.config import TrainConfig
+from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_distributed
 from reweightlab.train.metrics import MetricsWriter, NullMetrics
 from reweightlab.train.refcache import reference_logp
 from reweightlab.train.step import accumulated_step, make_optimizer, make_scheduler
@@ -63,16 +65,15 @@ class Setup:
     cfg: TrainConfig
     run_dir: Path
     device: torch.device
-    tokenizer: object
-    policy: object
-    ref: object | None
-    task: object
-    problems: list
-    metrics: MetricsWriter
+    tokenizer: PreTrainedTokenizerBase
+    policy: PreTrainedModel
+    ref: PreTrainedModel | ReferenceView | None
+    task: Task
+    problems: list[Problem]
+    metrics: MetricsWriter | NullMetrics
     engine: HFRolloutEngine
-    extra: dict = field(default_factory=dict)
-    dist: object = None  # train/distributed.py: SingleProcess or AcceleratePeers
-    train_model: object = None  # the policy as trained: DDP/FSDP-wrapped under accelerate launch
+    dist: SingleProcess | AcceleratePeers
+    train_model: torch.nn.Module  # the policy as trained: DDP/FSDP-wrapped under accelerate launch
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -110,9 +111,8 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     policy = load_model(path, dtype=resolve_dtype(cfg.model.dtype, device), device=device)
     policy = prepare_for_training(policy, cfg.model)  # gradient checkpointing, LoRA
     policy.train()
-    needs_ref = cfg.is_rl or algos.OFFLINE[cfg.method].needs_ref_logp
     ref = None
-    if needs_ref:  # pi_ref is frozen: the starting checkpoint, never refreshed
+    if cfg.method_record.needs_reference:  # pi_ref is frozen: the starting checkpoint, never refreshed
         ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
     if dist.is_main:  # one process writes the run folder; the others only train
@@ -173,23 +173,24 @@ def _save(s: Setup, dest: Path, extra: dict | None = None) -> None:
 # offline methods
 # ---------------------------------------------------------------------------------------------
 class OfflineContext:
-    """What an offline method may ask the loop for: the config, and log-probs of q (EMA copy)."""
+    """What an offline method may ask the loop for: its settings, and log-probs of q (EMA copy)."""
 
     def __init__(self, s: Setup, ema):
-        self.cfg, self._s, self.ema = s.cfg, s, ema
+        self.offline, self._s, self.ema = s.cfg.offline, s, ema
+        self._per_mb = s.cfg.optim.sequences_per_microbatch
 
     def mask_of(self, store: SequenceStore) -> torch.Tensor:
         return completion_mask(store.prompt_len_N, store.total_len_N, store.ids_NL.shape[1])
 
     def logp_q_of(self, store: SequenceStore) -> torch.Tensor:
-        mbs = microbatches(store, self.cfg.optim.sequences_per_microbatch)
+        mbs = microbatches(store, self._per_mb)
         return teacher_forced_logp(self.ema, mbs, len(store), store.ids_NL.shape[1], self._s.device)
 
 
 def offline_data(s: Setup, progress: bool, base_samples) -> SequenceStore:
     cfg = s.cfg
     if cfg.resolved_source() == "file":
-        store, s.extra["overlong"] = user_data.file_store(s.task, s.tokenizer, cfg)
+        store, _counts = user_data.file_store(s.task, s.tokenizer, cfg)  # the counts are logged there
         return store
     if cfg.resolved_source() == "solver":
         return solver_demonstrations(s.task, s.problems, s.tokenizer, cfg.data.demos_per_prompt, cfg.seed)
@@ -216,23 +217,22 @@ def gather_store(store: SequenceStore, dist, pad_id: int) -> SequenceStore:
 
     L = int(dist.all_gather_cat(torch.tensor([store.ids_NL.shape[1]])).max())
     store = SequenceStore.concat([store], pad_id, width=L)  # every process's store as wide as the widest
-    # collectives must come in the same order on every process: gather the columns by sorted name
-    cols = {k: gather_rows(dist, store.columns[k]) for k in sorted(store.columns)}
+    # collectives must come in the same order on every process: the fields in their declared order
+    fields = {k: gather_rows(dist, v) for k, v in store.present().items()}
     return SequenceStore(gather_rows(dist, store.ids_NL), gather_rows(dist, store.prompt_len_N),
-                         gather_rows(dist, store.total_len_N), cols)
+                         gather_rows(dist, store.total_len_N), **fields)
 
 
 def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
-    cfg, method = s.cfg, algos.OFFLINE[s.cfg.method]
-    store, draw = method.prepare(offline_data(s, progress, base_samples), cfg)
-    if method.needs_ref_logp:  # once per dataset (pi_ref is frozen), cached in the run folder
-        store.columns["logp_ref"] = reference_logp(
+    cfg, method = s.cfg, s.cfg.method_record
+    store, draw = method.prepare(offline_data(s, progress, base_samples), cfg.offline)
+    if method.needs_reference:  # once per dataset (pi_ref is frozen), cached in the run folder
+        store = store.replace(logp_ref_NT=reference_logp(
             s.run_dir, store, s.ref, sequences_per_microbatch=cfg.optim.sequences_per_microbatch,
             device=s.device, write=s.dist.is_main, log=log, dist=s.dist,
-        )
-    ema = None
-    if cfg.method == "iw_sft" and method.preset(cfg).q == "ema":
-        ema = copy.deepcopy(s.policy).eval().requires_grad_(False)
+        ))
+    ema_decay = method.ema_decay(cfg.offline)  # q: an EMA copy of the policy, or None
+    ema = None if ema_decay is None else copy.deepcopy(s.policy).eval().requires_grad_(False)
     ctx = OfflineContext(s, ema)
     per_step = store.completion_tokens() / len(store) * cfg.optim.sequences_per_step
     log(
@@ -250,14 +250,13 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
         t0 = time.perf_counter()
         pick = pool[torch.randint(len(pool), (cfg.optim.sequences_per_step,), generator=gen)]
         batch = store.select(pick)
-        batch.columns.update(method.step_columns(batch, ctx))  # step-level weights: the whole step
+        batch = batch.replace(step_weight_N=method.step_weights(batch, ctx))  # weights over the whole step
         local = shard_store(batch, s.dist)
 
         def token_loss(mb, method=method):
-            logits, logp = forward_logits_logp(s.train_model, mb)
-            w = method.token_weights(logp, mb, ctx)
-            w_BT = w[:, None] * mb.mask_BT if w.dim() == 1 else w
-            return -w_BT.detach() * logp, {"weight": w_BT}
+            _logits, logp = forward_logits_logp(s.train_model, mb)
+            w_BT = method.token_weights(logp, mb, ctx)  # B x T, zero off the completion
+            return weighted_nll(logp, w_BT), {"weight": w_BT}
 
         stats = accumulated_step(
             s.train_model, opt, sched, microbatches(local, cfg.optim.sequences_per_microbatch), token_loss,
@@ -265,7 +264,7 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
             constant_per_sequence=cfg.data.max_new_tokens, dist=s.dist,
         )
         if ema is not None:
-            _ema_update(ema, s.policy, method.preset(cfg).ema_decay)
+            ema_update_(ema.parameters(), s.policy.parameters(), ema_decay)
         dt = time.perf_counter() - t0
         _log_step(s, step, stats, {"tokens_per_s": batch.completion_tokens() / dt,
                                    "total_tokens_per_s": int(batch.total_len_N.sum()) / dt,
@@ -281,12 +280,6 @@ def shard_store(store: SequenceStore, dist) -> SequenceStore:
         raise ValueError(f"{len(store)} sequences per step cannot be shared by {dist.world_size} processes")
     start, stop = dist.shard(len(store))
     return store.select(torch.arange(start, stop))
-
-
-@torch.no_grad()
-def _ema_update(ema, model, decay: float) -> None:
-    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.lerp_(p.detach(), 1.0 - decay)
 
 
 def _log_step(s: Setup, step: int, stats: dict, extra: dict) -> None:
@@ -327,7 +320,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
         extra = {
             "reward": float(rewards_PG.mean()), "reward_std": float(rewards_PG.std()),
             "frac_reward_zero_std": float(zero_std),
-            "success": float(s.dist.all_gather_cat(batch.columns["success"]).mean()),
+            "success": float(s.dist.all_gather_cat(batch.success_N).mean()),
             "completion_length": float(lengths.mean()), "lr": sched.get_last_lr()[0],
             "tokens_per_s": float(lengths.sum()) * rl_cfg.epochs_per_batch / max(t_train, 1e-9),
             "sample_tokens_per_s": float(lengths.sum()) / max(t_gen, 1e-9),
@@ -366,20 +359,18 @@ def _rl_batch(s: Setup, problems, step: int):
     N, L = len(batch), batch.ids_NL.shape[1]
     if rl_cfg.temperature == 1.0 and rl_cfg.top_p == 1.0:
         # the sampler's log-probs are the policy's (a test checks them against a teacher-forced pass)
-        batch.columns["logp_old"] = batch.columns["logp_sampler"]
+        logp_old = batch.logp_sampler_NT
     else:
-        batch.columns["logp_old"] = teacher_forced_logp(s.policy, mbs, N, L, s.device)
-    batch.columns["logp_ref"] = teacher_forced_logp(s.ref, mbs, N, L, s.device)
+        logp_old = teacher_forced_logp(s.policy, mbs, N, L, s.device)
+    batch = batch.replace(logp_old_NT=logp_old, logp_ref_NT=teacher_forced_logp(s.ref, mbs, N, L, s.device))
     rewards_PG = samples.rewards_PG
     if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "reward":
         mask = completion_mask(batch.prompt_len_N, batch.total_len_N, L)
-        rewards_PG = algos.rl.kl_shaped_rewards(
-            rewards_PG, batch.columns["logp_old"], batch.columns["logp_ref"], mask, rl_cfg.kl_beta
-        )
+        rewards_PG = kl_shaped_rewards(rewards_PG, batch.logp_old_NT, batch.logp_ref_NT, mask, rl_cfg.kl_beta)
     rewards_PG = s.dist.all_gather_cat(rewards_PG)
-    adv_N = algos.rl.advantages(cfg.method, rewards_PG, resolved_adv_std(cfg)).reshape(-1)
+    adv_N = cfg.method_record.advantages(rewards_PG, cfg.resolved_adv_std()).reshape(-1)
     G = rl_cfg.samples_per_prompt
-    batch.columns["adv"] = adv_N[first * G : stop * G]
+    batch = batch.replace(adv_N=adv_N[first * G : stop * G])
     return batch, s.dist.all_gather_cat(samples.rewards_PG)
 
 
@@ -392,7 +383,7 @@ def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
 
     def token_loss(mb):
         logits, logp = forward_logits_logp(s.train_model, mb)
-        loss_BT, clipped_BT, kl_BT = algos.rl.token_loss(logp, mb, rl_cfg)
+        loss_BT, clipped_BT, kl_BT = rl_token_loss(logp, mb, rl_cfg)
         with torch.no_grad():
             stats = {"clip_ratio": clipped_BT.float(), "entropy": token_entropy(logits)}
             if kl_BT is not None:

@@ -14,12 +14,13 @@ end goes; a row whose prompt alone fills max_length keeps no completion token an
 
 from __future__ import annotations
 
+import math
+
 from reweightlab.data.encoding import encode_completions, encode_prompts
 from reweightlab.data.store import SequenceStore
+from reweightlab.tasks.dataset import DataError
 from reweightlab.tasks.rewards import RewardError
 from reweightlab.tasks.user_task import DatasetTask
-
-NEEDS_SCORE = ("filtered_sft", "sft_q", "iw_sft", "rwr")
 
 
 def open_data_task(cfg, log=print) -> DatasetTask:
@@ -29,7 +30,7 @@ def open_data_task(cfg, log=print) -> DatasetTask:
         d.path, reward=d.reward or None, success_threshold=d.success_threshold, reward_timeout=d.reward_timeout,
         reward_on_error=d.reward_on_error, need_completion=cfg.resolved_source() == "file", log=log,
     )
-    if cfg.resolved_source() == "file" and cfg.method in NEEDS_SCORE:
+    if cfg.resolved_source() == "file" and cfg.method_record.needs_scores:
         if task.score_field is None and task.runner is None:
             raise RewardError(f"method '{cfg.method}' trains on scores: the rows of {d.path} carry no "
                               "reward/score/quality field, so set data.reward to score them")
@@ -59,16 +60,19 @@ def file_store(task: DatasetTask, tokenizer, cfg, log=print) -> tuple[SequenceSt
     examples = task.examples(cfg.data.variant, "train")
     prompts = [e.prompt for e in examples]
     completions = [e.completion for e in examples]
-    if cfg.method in NEEDS_SCORE and task.score_field is None:
+    needs_scores = cfg.method_record.needs_scores
+    if needs_scores and task.score_field is None:
         rewards = task.score(prompts, completions, [e.row for e in examples])
     elif task.score_field is not None:
         rewards = [e.score for e in examples]
     else:  # demonstrations: every one counts as a success
         rewards = [task.success_score] * len(examples)
+    weight_field = cfg.method_record.weight_field
+    weights = row_weights(task, examples, weight_field) if weight_field else [1.0] * len(examples)
     counts = {"rows": len(examples), "truncated": 0, "dropped": 0}
-    keep_p, keep_c, keep_r = [], [], []
-    for p, c, r in zip(encode_prompts(tokenizer, prompts), encode_completions(tokenizer, completions), rewards,
-                       strict=True):
+    keep_p, keep_c, keep_r, keep_w = [], [], [], []
+    for p, c, r, w in zip(encode_prompts(tokenizer, prompts), encode_completions(tokenizer, completions), rewards,
+                          weights, strict=True):
         p, c, what = _limit(p, c, cfg.data.max_length, cfg.data.overlong)
         if what != "ok":
             counts[what] += 1
@@ -76,14 +80,30 @@ def file_store(task: DatasetTask, tokenizer, cfg, log=print) -> tuple[SequenceSt
             keep_p.append(p)
             keep_c.append(c)
             keep_r.append(r)
+            keep_w.append(w)
     held_out = len(task.select(cfg.data.variant, "test"))
     log(f"[data] {task.path}: {counts['rows']} train rows ({held_out} test rows held out); over "
         f"data.max_length={cfg.data.max_length or 'none'}: {counts['truncated']} truncated, {counts['dropped']} dropped"
-        + (f"; reward errors {task.reward_counts()}" if task.runner is not None and cfg.method in NEEDS_SCORE else ""))
+        + (f"; reward errors {task.reward_counts()}" if task.runner is not None and needs_scores else ""))
     if not keep_p:
         raise RewardError(f"every train row of {task.path} is over data.max_length={cfg.data.max_length}")
-    store = SequenceStore.from_lists(keep_p, keep_c, tokenizer.pad_token_id, reward=keep_r)
+    extra = {"weight_N": keep_w} if weight_field else {}
+    store = SequenceStore.from_lists(keep_p, keep_c, tokenizer.pad_token_id, reward_N=keep_r, **extra)
     return store, counts
+
+
+def row_weights(task: DatasetTask, examples, field: str) -> list[float]:
+    """Each training row's ``field`` as a finite number >= 0 (a method's weight_field), or a DataError
+    naming the file, the row and what was expected."""
+    rows = dict(task.rows)
+    out = []
+    for e in examples:
+        value = rows[e.row].get(field)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise DataError(f"{task.path}:row {e.row}: field '{field}' must be a finite number >= 0 "
+                            f"(method weight), got {value!r}")
+        out.append(float(value))
+    return out
 
 
 def reward_metrics(task) -> dict:
