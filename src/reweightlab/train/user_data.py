@@ -37,6 +37,8 @@ def open_data_task(cfg, log=print) -> DatasetTask:
         if task.score_field is not None and d.reward:
             raise RewardError(f"config key 'data.reward' does nothing: the rows of {d.path} carry "
                               f"'{task.score_field}', which {cfg.method} trains on")
+    if cfg.method_record.weight_field:  # every row checked now, before anything is written
+        row_weights(task, cfg.method_record.weight_field)
     return task
 
 
@@ -68,7 +70,8 @@ def file_store(task: DatasetTask, tokenizer, cfg, log=print) -> tuple[SequenceSt
     else:  # demonstrations: every one counts as a success
         rewards = [task.success_score] * len(examples)
     weight_field = cfg.method_record.weight_field
-    weights = row_weights(task, examples, weight_field) if weight_field else [1.0] * len(examples)
+    by_row = row_weights(task, weight_field) if weight_field else {}
+    weights = [by_row.get(e.row, 1.0) for e in examples]
     counts = {"rows": len(examples), "truncated": 0, "dropped": 0}
     keep_p, keep_c, keep_r, keep_w = [], [], [], []
     for p, c, r, w in zip(encode_prompts(tokenizer, prompts), encode_completions(tokenizer, completions), rewards,
@@ -92,21 +95,14 @@ def file_store(task: DatasetTask, tokenizer, cfg, log=print) -> tuple[SequenceSt
     return store, counts
 
 
-def row_weights(task: DatasetTask, examples, field: str) -> list[float]:
-    """Each training row's ``field`` as a finite number >= 0 (a method's weight_field), or a DataError
-    naming the file, the row and what was expected."""
-    rows = dict(task.rows)
-    out = []
-    for e in examples:
-        value = rows[e.row].get(field)
+def row_weights(task: DatasetTask, field: str) -> dict[int, float]:
+    """Every row's ``field`` (a method's weight_field) by row number, each a finite number >= 0; else a
+    DataError naming the file, the row and what was expected."""
+    out = {}
+    for row_no, row in task.rows:
+        value = row.get(field)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise DataError(f"{task.path}:row {e.row}: field '{field}' must be a finite number >= 0 "
+            raise DataError(f"{task.path}:row {row_no}: field '{field}' must be a finite number >= 0 "
                             f"(method weight), got {value!r}")
-        out.append(float(value))
+        out[row_no] = float(value)
     return out
-
-
-def reward_metrics(task) -> dict:
-    """Per-step counts of samples whose reward call failed (RL metrics); {} for built-in tasks."""
-    counts = getattr(task, "reward_counts", None)
-    return counts() if counts is not None else {}
