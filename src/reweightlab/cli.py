@@ -50,9 +50,22 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from reweightlab.recipes.demo import run_demo
+    from reweightlab.recipes.demo import load_budget, run_demo
 
-    run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    if args.help_config:
+        print(_demo_keys())
+        return
+    budget = load_budget(args.quick, args.config, args.overrides)
+    run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress, budget=budget)
+
+
+def _demo_keys() -> str:
+    from reweightlab.config import describe
+    from reweightlab.recipes.demo import DemoBudget
+
+    rows = [r for r in describe(DemoBudget) if not r[0].startswith("pretrain.arch.")]
+    return "budget keys (key=value or --config FILE):\n" + "\n".join(
+        f"  {k:<30} {d:<10} {h}" for k, d, h in rows)
 
 
 def _number_list(kind, example: str):
@@ -135,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_train)
 
     de = sub.add_parser("demo", help="pretrain, post-train with every method, evaluate; write runs/demo-*/")
+    de.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="budget overrides, e.g. eval_samples=64")
+    de.add_argument("--config", help="a YAML/TOML file of budget keys")
+    de.add_argument("--help-config", action="store_true", help="list every budget key with default and meaning")
     de.add_argument("--quick", action="store_true", help="a 2-minute version with tiny budgets")
     de.add_argument("--out", default="runs", help="parent folder of the run folder")
     de.add_argument("--seed", type=int, default=0)

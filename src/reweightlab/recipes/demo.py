@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import torch
 
+from reweightlab.algos import get_method
+from reweightlab.config import ConfigError, build, merge, parse_overrides, read_config_file, setting
 from reweightlab.files import write_text_atomic
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.command import run_probe
@@ -36,21 +38,25 @@ DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "grpo", "rloo")
 
 @dataclass(frozen=True)
 class DemoBudget:
-    """The equal budget: every method trains on the same number of sequences (steps x batch)."""
+    """The equal budget: every method trains on the same number of sequences (steps x batch).
 
-    pretrain: PretrainSpec
-    num_prompts: int  # training prompts (in-distribution rule, train split)
-    base_samples_per_prompt: int  # base samples shared by filtered SFT, SFT(Q) and iw-SFT
-    offline_steps: int
-    offline_sequences_per_step: int
-    rl_prompts_per_step: int
-    rl_samples_per_prompt: int
-    offline_lr: float
-    rl_lr: float
-    eval_prompts: int  # held-out prompts probed per rule (test hands: distinct value multisets)
-    eval_samples: int  # samples per prompt in the probe; also the regime budget K
-    search: SearchBudget
-    train_seeds: tuple[int, ...] = (0, 1, 2)  # every method is trained once per seed
+    `reweightlab demo key=value` (or --config FILE) overrides any field, e.g. ``eval_samples=64`` or
+    ``train_seeds=[0]``; ``--quick`` starts from QUICK_BUDGET instead of these defaults.
+    """
+
+    pretrain: PretrainSpec = setting(PretrainSpec(), "the embedded base model (cached under its hash)")
+    num_prompts: int = setting(512, "training prompts (in-distribution rule, train split)")
+    base_samples_per_prompt: int = setting(16, "base samples per prompt, shared by filtered SFT, SFT(Q) and iw-SFT")
+    offline_steps: int = setting(100, "optimizer steps of each offline method")
+    offline_sequences_per_step: int = setting(64, "sequences per offline step (RL gets as many sequences in all)")
+    rl_prompts_per_step: int = setting(16, "RL prompts per batch")
+    rl_samples_per_prompt: int = setting(8, "RL samples per prompt")
+    offline_lr: float = setting(3e-4, "learning rate of the offline methods")
+    rl_lr: float = setting(3e-4, "learning rate of RL")
+    eval_prompts: int = setting(96, "held-out prompts probed per rule (test hands: distinct value multisets)")
+    eval_samples: int = setting(128, "samples per prompt in the probe; also the regime budget K")
+    search: SearchBudget = setting(SearchBudget(beam_width=16, expand_top=8), "the probe's verifier-guided search")
+    train_seeds: tuple[int, ...] = setting((0, 1, 2), "every method is trained once per seed (added to --seed)")
 
     @property
     def rl_steps(self) -> int:
@@ -62,18 +68,28 @@ class DemoBudget:
         return self.offline_steps * self.offline_sequences_per_step
 
 
-DEFAULT_BUDGET = DemoBudget(
-    pretrain=PretrainSpec(), num_prompts=512, base_samples_per_prompt=16, offline_steps=100,
-    offline_sequences_per_step=64, rl_prompts_per_step=16, rl_samples_per_prompt=8,
-    offline_lr=3e-4, rl_lr=3e-4, eval_prompts=96, eval_samples=128,
-    search=SearchBudget(beam_width=16, expand_top=8),
+DEFAULT_BUDGET = DemoBudget()
+QUICK_BUDGET = replace(
+    DEFAULT_BUDGET, pretrain=QUICK_SPEC, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
+    offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4, eval_prompts=16,
+    eval_samples=32, search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1),
 )
-QUICK_BUDGET = DemoBudget(
-    pretrain=QUICK_SPEC, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
-    offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4,
-    offline_lr=3e-4, rl_lr=3e-4, eval_prompts=16, eval_samples=32,
-    search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1),
-)
+
+
+def load_budget(quick: bool = False, path: str | None = None, overrides=()) -> DemoBudget:
+    """The demo's budget: the default (or quick) one, then a config file, then key=value overrides."""
+    base = QUICK_BUDGET if quick else DEFAULT_BUDGET
+    user = merge(read_config_file(path) if path else {}, parse_overrides(list(overrides)))
+    budget = build(DemoBudget, merge(asdict(base), user))
+    for key in ("num_prompts", "offline_steps", "offline_sequences_per_step", "rl_prompts_per_step",
+                "rl_samples_per_prompt", "eval_prompts", "eval_samples"):
+        if getattr(budget, key) < 1:
+            raise ConfigError(f"config key '{key}': must be >= 1, got {getattr(budget, key)}")
+    if not budget.train_seeds:
+        raise ConfigError("config key 'train_seeds': needs at least one seed")
+    return budget
+
+
 RL_KL_BETA = 0.05
 
 
@@ -89,7 +105,7 @@ def method_config(method: str, budget: DemoBudget, base: str, out: Path, seed: i
         "data": {"task": "generalpoints", "variant": "id", "num_prompts": budget.num_prompts},
         "optim": {"lr": budget.offline_lr, "sequences_per_microbatch": 128},
     }
-    if method in ("grpo", "rloo"):
+    if get_method(method).is_rl:
         raw["optim"].update(lr=budget.rl_lr, steps=budget.rl_steps)
         raw["rl"] = {"prompts_per_step": budget.rl_prompts_per_step,
                      "samples_per_prompt": budget.rl_samples_per_prompt, "kl_beta": RL_KL_BETA}
@@ -103,9 +119,10 @@ def method_config(method: str, budget: DemoBudget, base: str, out: Path, seed: i
 
 
 def run_demo(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 0, progress: bool = True,
-             log=print) -> Path:
+             log=print, budget: DemoBudget | None = None) -> Path:
+    """The whole study; ``budget`` (from load_budget) replaces the default or quick one."""
     torch.set_flush_denormal(True)
-    budget = QUICK_BUDGET if quick else DEFAULT_BUDGET
+    budget = budget or (QUICK_BUDGET if quick else DEFAULT_BUDGET)
     t_start = time.perf_counter()
     out = Path(out_root) / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if quick else ''}"
     out.mkdir(parents=True, exist_ok=False)

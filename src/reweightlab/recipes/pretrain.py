@@ -17,12 +17,13 @@ import json
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
+from reweightlab.config import setting
 from reweightlab.models.embedded import EmbeddedSpec, build_char_tokenizer, build_embedded_model
 
 CORPUS_VERSION = 3  # 3: GeneralPoints splits by value multiset (2: by rank multiset)
@@ -32,18 +33,18 @@ CORPUS_VERSION = 3  # 3: GeneralPoints splits by value multiset (2: by rank mult
 class PretrainSpec:
     """Everything that determines the embedded base model; its hash names the cache folder."""
 
-    arch: EmbeddedSpec = field(default_factory=EmbeddedSpec)
-    steps: int = 1200
-    sequences_per_step: int = 128
-    lr: float = 2e-3
-    warmup_steps: int = 50
-    weight_decay: float = 0.1
-    pool_hands: int = 3000  # distinct training problems the corpus draws from
-    id_fraction: float = 0.85
-    correct_fraction: float = 0.70
-    misread_fraction: float = 0.15
-    target: int = 24
-    seed: int = 0
+    arch: EmbeddedSpec = setting(EmbeddedSpec(), "the embedded model's architecture (models/embedded.py)")
+    steps: int = setting(1200, "pretraining steps (a fixed count, not a time budget: reproducible)")
+    sequences_per_step: int = setting(128, "sequences per step")
+    lr: float = setting(2e-3, "peak learning rate (AdamW, cosine after warm-up)")
+    warmup_steps: int = setting(50, "linear warm-up steps")
+    weight_decay: float = setting(0.1, "AdamW weight decay")
+    pool_hands: int = setting(3000, "distinct training problems the corpus draws from")
+    id_fraction: float = setting(0.85, "share of prompts under the in-distribution rule (the rest: the other rule)")
+    correct_fraction: float = setting(0.70, "share of completions that are a solver solution")
+    misread_fraction: float = setting(0.15, "share that read the face cards under the other rule")
+    target: int = setting(24, "the target value of the arithmetic")
+    seed: int = setting(0, "seed of the corpus and the initialisation")
 
     def key(self) -> str:
         blob = json.dumps({"spec": asdict(self), "corpus_version": CORPUS_VERSION}, sort_keys=True)
