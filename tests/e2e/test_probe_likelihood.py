@@ -10,7 +10,7 @@ from reweightlab.data.encoding import solver_demonstrations
 from reweightlab.data.store import microbatches
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.forward import forward_logits_logp
-from reweightlab.probe.likelihood import max_known_logp, p_known, sequence_logprobs
+from reweightlab.probe.likelihood import known_solution_stats, sequence_logprobs
 from reweightlab.probe.regimes import agreement
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
@@ -57,7 +57,8 @@ def test_sequence_logprobs_equal_a_manual_forward(tiny, problems):
 
 def test_p_known_is_the_sum_over_solutions_and_batch_invariant(tiny, problems):
     tok, model = tiny
-    pk_P, n_sol = p_known(model, tok, TASK, problems)
+    stats = known_solution_stats(model, tok, TASK, problems)
+    pk_P, n_sol = stats.p_known_P, stats.n_solutions_P.tolist()
     assert n_sol == [len(TASK.solutions(pr)) for pr in problems] and min(n_sol) >= 1
     assert pk_P.dtype == torch.float64 and pk_P.shape == (len(problems),)
     assert ((pk_P >= 0) & (pk_P <= 1)).all() and (pk_P > 0).all()
@@ -69,9 +70,9 @@ def test_p_known_is_the_sum_over_solutions_and_batch_invariant(tiny, problems):
         sols = TASK.solutions(pr)
         lp = sequence_logprobs(model, tok, [pr.prompt] * len(sols), sols)
         torch.testing.assert_close(pk_P[i], lp.exp().sum(), rtol=1e-5, atol=0)
-    pk_small, _ = p_known(model, tok, TASK, problems, sequences_per_microbatch=3)
+    pk_small = known_solution_stats(model, tok, TASK, problems, max_batch_sequences=3).p_known_P
     torch.testing.assert_close(pk_small, pk_P, rtol=1e-5, atol=0)
-    best = max_known_logp(model, tok, TASK, problems)
+    best = stats.max_logp_P
     assert (best.exp() <= pk_P * (1 + 1e-9)).all() and (best.exp() * torch.tensor(n_sol) >= pk_P * (1 - 1e-9)).all()
 
 
@@ -85,7 +86,7 @@ def test_p_known_needs_enumerable_solutions(tiny, problems):
             return None
 
     with pytest.raises(ValueError, match="cannot enumerate"):
-        p_known(model, tok, NoSolutions(), problems)
+        known_solution_stats(model, tok, NoSolutions(), problems)
 
 
 def _sft(model, tok, problem, steps: int, lr: float):
@@ -115,7 +116,7 @@ def test_sampling_and_likelihood_agree_on_a_trained_model(tiny_model_dir):
     _sft(model, tok, problem, steps=100, lr=1e-2)
 
     t0 = time.perf_counter()
-    pk_P, _ = p_known(model, tok, TASK, [problem])
+    pk_P = known_solution_stats(model, tok, TASK, [problem]).p_known_P
     t_known = time.perf_counter() - t0
     n = 256
     engine = HFRolloutEngine(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)

@@ -10,7 +10,6 @@ from reweightlab.probe.likelihood import (
     _score_chunk_tree,
     completion_logprobs_shared_prompt,
     known_solution_stats,
-    p_known,
     sequence_logprobs,
 )
 from reweightlab.tasks import GeneralPoints
@@ -100,9 +99,10 @@ def test_known_solution_stats_from_one_pass(sharp):
         # log p_known and the max: each per-sequence term is within 1e-4, so their logsumexp is too
         torch.testing.assert_close(stats.p_known_P[i].log(), torch.logsumexp(lp, 0), atol=1e-4, rtol=0)
         torch.testing.assert_close(stats.max_logp_P[i], lp.max(), atol=1e-4, rtol=0)
-    pk_P, n = p_known(model, tok, Partial(), problems)
-    assert n == n_sol
-    torch.testing.assert_close(pk_P, stats.p_known_P, rtol=1e-4, atol=0)
+    # chunk invariance: the default chunk (every solution at once) gives the same answer
+    whole = known_solution_stats(model, tok, Partial(), problems)
+    assert whole.n_solutions_P.tolist() == n_sol
+    torch.testing.assert_close(whole.p_known_P, stats.p_known_P, rtol=1e-4, atol=0)
 
 
 @pytest.mark.parametrize("width", [1, 12, 40, 256])

@@ -1,12 +1,22 @@
-"""Forward passes: teacher-forced log-probs of stored sequences.
+"""Forward passes: teacher-forced log-probs of stored sequences, and cached forwards for decoding.
 
 A micro-batch here is anything with ``input_ids_BL`` (right-padded ids), ``mask_BT`` (completion
 targets) and ``index_B`` (its rows in the whole store): data/store.py's MicroBatch.
+
+Cached forwards (the sampler, the likelihood estimator, the search): ``left_pad`` the prompts,
+``prefill`` them once (only the last position is projected onto the vocabulary), ``CachedPrefix.reorder``
+the rows (a repeating index copies a prompt to its samples; a beam index re-selects the beam), then
+``extend`` with further tokens. A ``CachedPrefix`` keeps, next to the KV cache, each row's attention
+mask over the cached columns and the position of its next token: positions count real tokens only,
+so a left-padded prompt sees the positions it would alone.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -38,3 +48,107 @@ def teacher_forced_logp(model, mbs: Sequence[MicroBatch], N: int, L: int, device
         out[mb.index_B, :lb] = (logp.float() * mbd.mask_BT).cpu()
     model.train(was_training)
     return out
+
+
+def new_cache(model: torch.nn.Module):
+    """An empty DynamicCache; given the config, transformers 5 picks sliding/linear layers per layer."""
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config)
+    except TypeError:  # transformers 4.x: no config argument
+        return DynamicCache()
+
+
+def _logits_kwarg(model: torch.nn.Module) -> str | None:
+    """Name of the forward argument that limits the logits to the last positions, if any.
+
+    transformers >= 4.50 calls it `logits_to_keep`; 4.45-4.49 called it `num_logits_to_keep`.
+    Wrappers (e.g. PEFT) forward **kwargs, so look at the wrapped model too.
+    """
+    candidates = [model]
+    if hasattr(model, "get_base_model"):
+        candidates.append(model.get_base_model())
+    for candidate in candidates:
+        params = inspect.signature(candidate.forward).parameters
+        for name in ("logits_to_keep", "num_logits_to_keep"):
+            if name in params:
+                return name
+    return None
+
+
+def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids_PL, mask_PL bool) on `device`: prompts right-aligned, so each one's last token sits in the
+    last column (where ``prefill`` reads the logits)."""
+    width = max(len(p) for p in prompts)
+    ids_PL = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask_PL = torch.zeros((len(prompts), width), dtype=torch.bool)
+    for i, prompt in enumerate(prompts):  # once per prompt, not per token
+        ids_PL[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+        mask_PL[i, width - len(prompt) :] = True
+    return ids_PL.to(device), mask_PL.to(device)
+
+
+@dataclass
+class CachedPrefix:
+    """A KV cache and, per row, what a further forward needs to know about it."""
+
+    cache: Any
+    """The DynamicCache (B rows)."""
+    mask_BS: torch.Tensor
+    """long [B, S]: attention mask over the S cached columns (0 on padding)."""
+    next_position_B: torch.Tensor
+    """long [B]: position id of each row's next token."""
+    logits_kwarg: str | None = field(default=None, repr=False)
+    """The model's logits-to-keep argument, looked up once per prefill rather than per step."""
+
+    def reorder(self, index_B: torch.Tensor) -> None:
+        """Row b becomes old row ``index_B[b]`` (B may change): a repeating index copies a prompt's
+        cache to its samples, a beam index re-selects the beam. The cache is re-indexed in place."""
+        index_B = index_B.to(self.mask_BS.device)
+        self.cache.reorder_cache(index_B)
+        self.mask_BS = self.mask_BS[index_B]
+        self.next_position_B = self.next_position_B[index_B]
+
+
+def _cached_forward(model, prefix: CachedPrefix, ids_BT, mask_BS, position_BT, last_only: bool) -> torch.Tensor:
+    # logits_to_keep=1 projects one position onto the vocabulary instead of T (B x T x V floats)
+    keep = {prefix.logits_kwarg: 1} if last_only and prefix.logits_kwarg else {}
+    logits = model(
+        input_ids=ids_BT, attention_mask=mask_BS, position_ids=position_BT,
+        past_key_values=prefix.cache, use_cache=True, **keep,
+    ).logits
+    return logits[:, -1, :].float() if last_only else logits.float()
+
+
+def prefill(model, ids_BL: torch.Tensor, mask_BL: torch.Tensor) -> tuple[torch.Tensor, CachedPrefix]:
+    """Run left-padded prompts (``left_pad``) into a new cache: (float32 logits of the last position
+    [B, V], which predict each prompt's next token; the CachedPrefix)."""
+    mask_BL = mask_BL.long()
+    # Positions count real tokens only, so padding does not shift a prompt's positions.
+    position_BL = (mask_BL.cumsum(-1) - 1).clamp(min=0)
+    prefix = CachedPrefix(new_cache(model), mask_BL, mask_BL.sum(-1), _logits_kwarg(model))
+    return _cached_forward(model, prefix, ids_BL, mask_BL, position_BL, last_only=True), prefix
+
+
+def extend(
+    model, prefix: CachedPrefix, ids_BT: torch.Tensor, mask_BT: torch.Tensor | None = None, *, last_only: bool = True
+) -> torch.Tensor:
+    """Feed T more tokens per row after what ``prefix`` holds (T = 1 for a decode step); float32
+    logits of the last position [B, V], or with ``last_only=False`` of every fed position [B, T, V].
+
+    ``mask_BT`` (default all ones) masks fed padding; the fed columns take positions
+    ``next_position_B + 0 .. T-1`` whatever their mask, so only right padding keeps later positions
+    right. ``prefix`` is updated in place (cache, mask, next positions).
+    """
+    T = ids_BT.shape[1]
+    # A copy of the B x S mask per call: next to the cache's own copy of every key and value (DynamicCache
+    # appends with torch.cat), of the order of 1 / (layers x hidden) of the bytes.
+    if mask_BT is None:
+        mask_BS = torch.nn.functional.pad(prefix.mask_BS, (0, T), value=1)
+    else:
+        mask_BS = torch.cat([prefix.mask_BS, mask_BT.long()], dim=1)
+    position_BT = prefix.next_position_B[:, None] + torch.arange(T, device=ids_BT.device)
+    logits = _cached_forward(model, prefix, ids_BT, mask_BS, position_BT, last_only)
+    prefix.mask_BS, prefix.next_position_B = mask_BS, prefix.next_position_B + T
+    return logits

@@ -21,8 +21,7 @@ import torch
 
 from reweightlab.data.encoding import encode_completions, encode_prompts
 from reweightlab.data.store import SequenceStore, microbatches
-from reweightlab.models.forward import teacher_forced_logp
-from reweightlab.rollout.hf import _logits_kwarg, _new_cache
+from reweightlab.models.forward import extend, left_pad, prefill, teacher_forced_logp
 
 
 @dataclass
@@ -73,17 +72,6 @@ def sequence_logprobs(
     return logp_NT.double().sum(1)
 
 
-def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids_PL, mask_PL): prompts right-aligned, so each one's last token sits in the last column."""
-    width = max(len(p) for p in prompts)
-    ids_PL = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask_PL = torch.zeros((len(prompts), width), dtype=torch.bool)
-    for i, prompt in enumerate(prompts):  # once per prompt, not per token
-        ids_PL[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-        mask_PL[i, width - len(prompt) :] = True
-    return ids_PL.to(device), mask_PL.to(device)
-
-
 def _right_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids_BT, mask_BT): sequences left-aligned, padding on the right."""
     width = max(len(s) for s in seqs)
@@ -100,22 +88,13 @@ def _score_chunk(model, prompts: list[list[int]], completions: list[list[int]], 
 
     1. prefill the distinct prompts once, left-padded, keeping only the last position's logits
        (they predict each completion's first token);
-    2. copy each prompt's KV cache to its completions (``reorder_cache`` with a repeating index);
+    2. copy each prompt's KV cache to its completions (``CachedPrefix.reorder``, a repeating index);
     3. one forward over every completion token, right-padded, attending to [prompt mask | completion
        mask], positions continuing from the prompt's own length (padding never shifts a position).
     """
     prompt_of_B = torch.as_tensor(prompt_of_B, dtype=torch.long, device=device)
-    ids_PL, mask_PL = _left_pad(prompts, pad_id, device)
-    position_PL = (mask_PL.long().cumsum(-1) - 1).clamp(min=0)
-    cache = _new_cache(model)
-    name = _logits_kwarg(model)
-    keep_last = {name: 1} if name else {}
-    out = model(
-        input_ids=ids_PL, attention_mask=mask_PL.long(), position_ids=position_PL,
-        past_key_values=cache, use_cache=True, **keep_last,
-    )
-    first_logits_PV = out.logits[:, -1, :].float()
-    cache.reorder_cache(prompt_of_B)
+    first_logits_PV, prefix = prefill(model, *left_pad(prompts, pad_id, device))
+    prefix.reorder(prompt_of_B)
 
     ids_BT, mask_BT = _right_pad(completions, pad_id, device)
     T = ids_BT.shape[1]
@@ -123,16 +102,11 @@ def _score_chunk(model, prompts: list[list[int]], completions: list[list[int]], 
     if T > 1:
         # The last column is never fed: its output would predict what follows the longest
         # completion's EOS. (A shorter completion's EOS is fed; its output lands on padding.)
-        attention_BS = torch.cat([mask_PL[prompt_of_B], mask_BT[:, : T - 1]], dim=1).long()
-        position_BT = mask_PL.sum(-1)[prompt_of_B, None] + torch.arange(T - 1, device=device)
-        out = model(
-            input_ids=ids_BT[:, : T - 1], attention_mask=attention_BS, position_ids=position_BT,
-            past_key_values=cache, use_cache=True,
-        )
+        logits_BTV = extend(model, prefix, ids_BT[:, : T - 1], mask_BT[:, : T - 1], last_only=False)
         # Logits at completion position t predict token t + 1; token 0 is predicted by the prompt's
         # last position.
-        predictors_BTV = torch.cat([predictors_BTV, out.logits.float()], dim=1)
-    del cache
+        predictors_BTV = torch.cat([predictors_BTV, logits_BTV], dim=1)
+    del prefix  # free the cache before the B x T x V log-softmax
     logp_BT = torch.log_softmax(predictors_BTV, dim=-1).gather(-1, ids_BT.unsqueeze(-1)).squeeze(-1)
     return (logp_BT.double() * mask_BT).sum(1).cpu()
 
@@ -320,21 +294,3 @@ def known_solution_stats(
         p_known_P=torch.exp(torch.log(sum_P) + shift_P), max_logp_P=max_P, n_solutions_P=n_solutions_P
     )
 
-
-def p_known(model, tokenizer, task, problems, *, device="cpu", sequences_per_microbatch: int = 256):
-    """(p_known_P, n_solutions_P as a list): each problem's total probability of its solutions.
-
-    ``sequences_per_microbatch`` is the most completions scored in one forward (known_solution_stats).
-    """
-    stats = known_solution_stats(
-        model, tokenizer, task, problems, device=device, max_batch_sequences=sequences_per_microbatch
-    )
-    return stats.p_known_P, stats.n_solutions_P.tolist()
-
-
-def max_known_logp(model, tokenizer, task, problems, *, device="cpu") -> torch.Tensor:
-    """Per problem, the log-likelihood of its most likely known solution (-inf if it has none).
-
-    This is the quantity the regime classifier compares with ``floor`` (barrier vs singularity).
-    """
-    return known_solution_stats(model, tokenizer, task, problems, device=device).max_logp_P

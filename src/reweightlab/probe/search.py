@@ -26,8 +26,8 @@ left, or at ``max_new_tokens`` (EOS included). Special tokens other than EOS are
 decode to nothing, so the decoded text would not be the sequence whose log-prob we report.
 
 Batching follows ``rollout/hf.py``: a chunk of at most ``max_batch_prompts`` prompts is prefilled once
-(left-padded, attention mask, explicit position ids, ``logits_to_keep=1``), its ``DynamicCache`` is
-re-selected with ``reorder_cache`` whenever the beam changes, and the beams of all prompts of the
+(``models.forward.prefill``: left-padded, explicit position ids, ``logits_to_keep=1``), its cache is
+re-selected with ``CachedPrefix.reorder`` whenever the beam changes, and the beams of all prompts of the
 chunk (beam_width x max_batch_prompts rows) decode together. Ordering the children is one torch sort
 per step; Python touches only the candidates it hands to the verifier or the partial verifier.
 """
@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from reweightlab.data.encoding import encode_prompts
-from reweightlab.rollout.hf import _logits_kwarg, _new_cache
+from reweightlab.models.forward import extend, left_pad, prefill
 
 NEG_INF = float("-inf")
 # A kept child: (parent row, its next token, cumulative log-prob, decoded completion text).
@@ -149,39 +149,16 @@ class _ChunkSearch:
         # Expanding <pad>/<bos>/<unk> would add a token that decoding drops: the text verified would not
         # be the sequence whose log-prob is reported. They are masked out before choosing children.
         self.banned = sorted(set(tokenizer.all_special_ids) - {self.eos})
-        self.logits_kwarg = _logits_kwarg(model)
         C = len(problems)
         self.best: list[tuple[str | None, float]] = [(None, NEG_INF)] * C
         self.verified = [0] * C
 
-    def _forward(self, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
-        """One forward pass; float32 logits of the last position, [rows, V]."""
-        kwargs = {self.logits_kwarg: 1} if self.logits_kwarg else {}
-        out = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-            past_key_values=cache, use_cache=True, **kwargs,
-        )
-        return out.logits[:, -1, :].float()
-
     def run(self, prompt_ids: list[list[int]]) -> int:
         """Search every prompt of the chunk; fills ``best`` and ``verified``; returns forward tokens."""
         C, W, T = len(prompt_ids), self.budget.beam_width, self.budget.max_new_tokens
-        width = max(len(p) for p in prompt_ids)
-        ids_CL = torch.full((C, width), self.pad, dtype=torch.long)
-        mask_CL = torch.zeros((C, width), dtype=torch.long)
-        for c, p in enumerate(prompt_ids):  # left padding: prompts right-aligned
-            ids_CL[c, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            mask_CL[c, width - len(p) :] = 1
-        ids_CL, mask_CL = ids_CL.to(self.device), mask_CL.to(self.device)
-        # Positions count real tokens only, so a left-padded prompt sees the positions it would alone.
-        position_CL = (mask_CL.cumsum(-1) - 1).clamp(min=0)
-        cache = _new_cache(self.model)
-        logits_RV = self._forward(ids_CL, mask_CL, position_CL, cache)
-        forward_tokens = C * width
-        # Every row's mask over the prompt and all positions it may generate; step t uses width + t + 1.
-        attention_RS = torch.ones(C * W, width + T, dtype=torch.long, device=self.device)
-        attention_RS[:, :width] = mask_CL.repeat_interleave(W, dim=0)
-        next_position_R = mask_CL.sum(-1).repeat_interleave(W)
+        ids_CL, mask_CL = left_pad(prompt_ids, self.pad, self.device)
+        logits_RV, prefix = prefill(self.model, ids_CL, mask_CL)
+        forward_tokens = C * ids_CL.shape[1]
         # The beam starts as one empty prefix per prompt (b = 1), then holds W slots (dead ones at -inf).
         score_CB = torch.zeros(C, 1, dtype=torch.float64)
         ids_R: list[list[int]] = [[] for _ in range(C)]
@@ -191,15 +168,10 @@ class _ChunkSearch:
             if not any(kept_C):
                 break
             src_R, token_R, score_CB, ids_R, texts_R = self._next_beam(kept_C, W, ids_R)
-            cache.reorder_cache(src_R.to(self.device))
-            logits_RV = self._forward(
-                token_R.to(self.device).unsqueeze(-1),
-                attention_RS[:, : width + t + 1],
-                (next_position_R + t).unsqueeze(-1),
-                cache,
-            )
+            prefix.reorder(src_R)
+            logits_RV = extend(self.model, prefix, token_R.to(self.device).unsqueeze(-1))
             forward_tokens += C * W
-        del cache
+        del prefix
         return forward_tokens
 
     def _select(self, t, logits_RV, score_CB, ids_R, texts_R) -> list[list[_Child]]:
@@ -251,7 +223,11 @@ class _ChunkSearch:
     def _next_beam(self, kept_C, W, parent_ids_R):
         """Rows of the next beam: parent row (cache source), fed token, scores, ids and texts."""
         C = len(kept_C)
-        src = [0] * (C * W)  # a dead slot copies row 0; its -inf score keeps it dead
+        b = len(parent_ids_R) // C
+        # A dead slot copies its prompt's first row, so its mask and positions stay its prompt's (had it
+        # copied another prompt's row, a padded prompt's mask could vanish from the batch and change
+        # the attention kernel the live rows get); its -inf score keeps it dead.
+        src = [c * b for c in range(C) for _ in range(W)]
         tokens = [self.pad] * (C * W)
         scores = [NEG_INF] * (C * W)
         ids_R: list[list[int]] = [[] for _ in range(C * W)]

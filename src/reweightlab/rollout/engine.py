@@ -78,6 +78,10 @@ class RolloutEngine(Protocol):
         top_p: float = 1.0,
         seed: int | None = None,
         progress: bool = False,
+        prompt_seeds: Sequence[int] | None = None,
     ) -> Rollout:
-        """Sample `samples_per_prompt` completions of every prompt; same seed -> same Rollout."""
+        """Sample `samples_per_prompt` completions of every prompt; same seed -> same Rollout.
+
+        `prompt_seeds` (one per prompt, instead of `seed`): prompt p's samples depend only on its seed.
+        """
         ...

@@ -1,24 +1,24 @@
 """Batched sampling from any Hugging Face causal LM with a KV cache, returning sampler log-probs.
 
-Per chunk of at most `max_batch_sequences` sequences:
+Per chunk of at most `max_batch_sequences` sequences, with the cached forwards of models/forward.py:
   1. prefill: each distinct prompt of the chunk runs once, left-padded, with an attention mask and
      explicit position ids (so padding does not shift positions); only the last position's logits
      are projected onto the vocabulary (`logits_to_keep=1`);
-  2. the cache and last logits are then copied to the G samples of each prompt (`reorder_cache`
+  2. the cache and last logits are then copied to the G samples of each prompt (`CachedPrefix.reorder`
      with a repeating index), so a prompt's prefill is paid once rather than G times;
-  3. decode: one forward of one token per sequence per step until every sequence has produced EOS or
-     `max_new_tokens` is reached.
+  3. decode: one forward (`extend`) of one token per sequence per step until every sequence has
+     produced EOS or `max_new_tokens` is reached.
 The only Python loop on the hot path is the one over generated positions.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from reweightlab.models.forward import extend, left_pad, prefill
 from reweightlab.rollout.engine import Rollout
 
 
@@ -62,33 +62,6 @@ def sample_from_logits(
     return token_B, logp_B
 
 
-def _logits_kwarg(model: torch.nn.Module) -> str | None:
-    """Name of the forward argument that limits the logits to the last positions, if any.
-
-    transformers >= 4.50 calls it `logits_to_keep`; 4.45-4.49 called it `num_logits_to_keep`.
-    Wrappers (e.g. PEFT) forward **kwargs, so look at the wrapped model too.
-    """
-    candidates = [model]
-    if hasattr(model, "get_base_model"):
-        candidates.append(model.get_base_model())
-    for candidate in candidates:
-        params = inspect.signature(candidate.forward).parameters
-        for name in ("logits_to_keep", "num_logits_to_keep"):
-            if name in params:
-                return name
-    return None
-
-
-def _new_cache(model: torch.nn.Module):
-    """An empty DynamicCache; given the config, transformers 5 picks sliding/linear layers per layer."""
-    from transformers import DynamicCache
-
-    try:
-        return DynamicCache(config=model.config)
-    except TypeError:  # transformers 4.x: no config argument
-        return DynamicCache()
-
-
 class HFRolloutEngine:
     """Rollout engine for any `AutoModelForCausalLM` (CPU or CUDA); returns CPU tensors.
 
@@ -118,7 +91,6 @@ class HFRolloutEngine:
         self.pad_token_id = int(pad_token_id)
         self.max_batch_sequences = int(max_batch_sequences)
         self._vocab_size = vocab_size
-        self._logits_kwarg = _logits_kwarg(model)
 
     @property
     def device(self) -> torch.device:
@@ -203,54 +175,19 @@ class HFRolloutEngine:
                 f"max_position_embeddings ({max_positions})"
             )
 
-    def _forward(self, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
-        """One forward pass; returns float32 logits of the last position, [B, V]."""
-        kwargs = {self._logits_kwarg: 1} if self._logits_kwarg else {}
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            past_key_values=cache,
-            use_cache=True,
-            **kwargs,
-        )
-        return out.logits[:, -1, :].float()
-
-    def _left_pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(ids_PL, mask_PL) on the model's device: prompts right-aligned, padding on the left."""
-        width = max(len(p) for p in prompts)
-        ids_PL = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
-        mask_PL = torch.zeros((len(prompts), width), dtype=torch.bool)
-        for i, prompt in enumerate(prompts):  # once per prompt, not per token
-            ids_PL[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask_PL[i, width - len(prompt) :] = True
-        return ids_PL.to(self.device), mask_PL.to(self.device)
-
     def _generate_chunk(
         self, prompts, start, stop, group_size, max_new_tokens, temperature, top_p, generator, uniform_BT=None
     ) -> tuple[torch.Tensor, ...]:
         """Sample sequences [start, stop); returns CPU (tokens_BT, mask_BT, logp_BT, finished_B)."""
         device = self.device
         first_prompt = start // group_size
-        ids_PL, mask_PL = self._left_pad(prompts[first_prompt : (stop - 1) // group_size + 1])
-        width = ids_PL.shape[1]
-        lengths_P = mask_PL.sum(-1)
-        # Positions count real tokens only, so a left-padded prompt sees the positions it would alone.
-        position_PL = (mask_PL.long().cumsum(-1) - 1).clamp(min=0)
-
-        cache = _new_cache(self.model)
-        logits_PV = self._forward(ids_PL, mask_PL.long(), position_PL, cache)
-
+        ids_PL, mask_PL = left_pad(prompts[first_prompt : (stop - 1) // group_size + 1], self.pad_token_id, device)
+        logits_PV, prefix = prefill(self.model, ids_PL, mask_PL)
         # Copy each prompt's cache and logits to its samples in this chunk.
         prompt_of_B = torch.arange(start, stop, device=device) // group_size - first_prompt
-        cache.reorder_cache(prompt_of_B)
+        prefix.reorder(prompt_of_B)
         logits_BV = logits_PV[prompt_of_B]
         batch = stop - start
-        # Attention mask for the whole chunk, prompt and every position it may generate; step t
-        # uses the prefix of width + t + 1 columns.
-        attention_BS = torch.ones(batch, width + max_new_tokens, dtype=torch.long, device=device)
-        attention_BS[:, :width] = mask_PL[prompt_of_B]
-        next_position_B = lengths_P[prompt_of_B]
 
         tokens_BT = torch.full((batch, max_new_tokens), self.pad_token_id, dtype=torch.long, device=device)
         logp_BT = torch.zeros(batch, max_new_tokens, dtype=torch.float32, device=device)
@@ -275,13 +212,8 @@ class HFRolloutEngine:
             # Finished rows keep being computed (fed the pad token, outputs discarded): the cost is
             # their share of each step's FLOPs and cache growth. Compacting the batch would need a
             # cache gather per step, which only pays off when many rows finish early.
-            logits_BV = self._forward(
-                token_B.unsqueeze(-1),
-                attention_BS[:, : width + t + 1],
-                (next_position_B + t).unsqueeze(-1),
-                cache,
-            )
-        del cache
+            logits_BV = extend(self.model, prefix, token_B.unsqueeze(-1))
+        del prefix
         return (
             tokens_BT[:, :steps].cpu(),
             mask_BT[:, :steps].cpu(),
