@@ -240,10 +240,7 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
         f"{cfg.optim.steps} steps x {cfg.optim.sequences_per_step} sequences (~{per_step:.0f} completion "
         f"tokens per step), micro-batches of {cfg.optim.sequences_per_microbatch}"
     )
-    opt = make_optimizer(s.train_model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                         betas=cfg.optim.betas)
-    sched = make_scheduler(opt, schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
-                           total_steps=cfg.optim.steps)
+    opt, sched = _optimizer(s, total_steps=cfg.optim.steps)
     gen = torch.Generator().manual_seed(cfg.seed)  # same draw on every process; each trains its slice
     pool = draw if draw is not None else torch.arange(len(store))
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
@@ -270,6 +267,13 @@ def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
                                    "total_tokens_per_s": int(batch.total_len_N.sum()) / dt,
                                    "time_training": dt, "lr": sched.get_last_lr()[0]})
         _maybe_checkpoint(s, step)
+
+
+def _optimizer(s: Setup, total_steps: int):
+    """AdamW over the trained parameters and its schedule over ``total_steps`` optimizer steps."""
+    o = s.cfg.optim
+    opt = make_optimizer(s.train_model, lr=o.lr, weight_decay=o.weight_decay, betas=o.betas)
+    return opt, make_scheduler(opt, schedule=o.schedule, warmup_steps=o.warmup_steps, total_steps=total_steps)
 
 
 def shard_store(store: SequenceStore, dist) -> SequenceStore:
@@ -303,10 +307,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
         f"up to {P * G * cfg.data.max_new_tokens} completion tokens per batch; "
         f"{rl_cfg.epochs_per_batch} epoch(s) x {rl_cfg.minibatches_per_epoch} minibatch(es) -> {updates} updates"
     )
-    opt = make_optimizer(s.train_model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                         betas=cfg.optim.betas)
-    sched = make_scheduler(opt, schedule=cfg.optim.schedule, warmup_steps=cfg.optim.warmup_steps,
-                           total_steps=updates)
+    opt, sched = _optimizer(s, total_steps=updates)
     rng = random.Random(cfg.seed)
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
         batch_problems = [s.problems[i] for i in rng.sample(range(len(s.problems)), min(P, len(s.problems)))]
