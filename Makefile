@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	# control: stable-baselines3, so that `reweightlab control collect Hopper-v5` works after `make demo`
+	# control: gymnasium[mujoco] and stable-baselines3, so that `reweightlab control` works after `make demo`
 	$(BIN)/python -m pip install -q -e ".[dev,control]"
 	touch $(STAMP)
 
