@@ -15,16 +15,19 @@ from reweightlab.math import weights as W
 
 SHARED = {f.__code__: f.__name__ for f in (W.threshold_weights, W.quality_levels, W.quality_multiset_indices,
                                              W.importance_weights)}
+# iw-SFT's EMA update of q and its "self-normalised, times N" rescale (train/loop.py, algos/iw_sft.py)
+TWINS = {f.__code__: f.__name__ for f in (W.ema_update_, W.scale_to_count)}
 
 
 class _Record:
-    def __init__(self):
+    def __init__(self, codes=SHARED):
+        self.codes = codes
         self.called: set[str] = set()
 
     def __enter__(self):
         def hook(frame, event, arg):
-            if event == "call" and frame.f_code in SHARED:
-                self.called.add(SHARED[frame.f_code])
+            if event == "call" and frame.f_code in self.codes:
+                self.called.add(self.codes[frame.f_code])
         self._old = sys.getprofile()
         sys.setprofile(hook)
         return self
@@ -81,6 +84,12 @@ def test_lm_and_control_paths_call_the_same_math_functions():
         _control_step()
     assert lm.called == set(SHARED.values())
     assert control.called == set(SHARED.values())
+
+
+def test_control_iw_sft_q_updates_q_and_rescales_with_the_lm_functions():
+    with _Record(TWINS) as control:
+        _control_step()
+    assert control.called == set(TWINS.values())
 
 
 def test_control_uses_the_control_preset_of_the_shared_table():

@@ -11,13 +11,12 @@ from reweightlab.control.dataset import Trajectories
 from reweightlab.control.train import (
     EpisodeTable,
     TrainSettings,
-    ema_update,
     iw_batch_weights,
     method_pool,
     quality_pool,
     top_fraction_pool,
 )
-from reweightlab.math import IW_PRESETS
+from reweightlab.math import IW_PRESETS, ema_update_
 
 
 def _table(lengths, returns) -> EpisodeTable:
@@ -84,6 +83,6 @@ def test_iw_weights_follow_the_control_preset():
 def test_ema_update_moves_a_tenth_of_the_way_with_decay_0_9():
     ema, model = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     before = [p.detach().clone() for p in ema.parameters()]
-    ema_update(ema, model, IW_PRESETS["control"].ema_decay)
+    ema_update_(ema.parameters(), model.parameters(), IW_PRESETS["control"].ema_decay)  # control's q update
     for pe, p0, p in zip(ema.parameters(), before, model.parameters(), strict=True):
         assert torch.allclose(pe, 0.9 * p0 + 0.1 * p.detach(), atol=1e-7, rtol=0)

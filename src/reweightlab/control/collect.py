@@ -20,13 +20,39 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reweightlab.control.dataset import ControlError, Trajectories, concatenate
+from reweightlab.config import ConfigError, setting
+from reweightlab.control.dataset import (
+    CONTROL_HINT,
+    ControlError,
+    Trajectories,
+    concatenate,
+    import_gymnasium,
+    make_env,
+)
 
-SB3_HINT = "pip install 'reweightlab[control]'  (or: pip install stable-baselines3)"
+SB3_HINT = f"{CONTROL_HINT}  (or: pip install stable-baselines3)"
+PENDULUM_EPISODES, MUJOCO_EPISODES = 100, 200
+PPO_TRAIN_STEPS = 250_000
 
 
 class CollectError(ControlError):
     """Collection cannot run as asked (missing optional package, unknown environment)."""
+
+
+@dataclass(frozen=True)
+class CollectSettings:
+    """`reweightlab control collect`: its flags, config keys and key=value overrides (reweightlab.config)."""
+
+    episodes: int | None = setting(None, f"episodes to record (unset: {PENDULUM_EPISODES} for Pendulum-v1, "
+                                         f"{MUJOCO_EPISODES} for MuJoCo)")
+    train_steps: int = setting(PPO_TRAIN_STEPS, "MuJoCo: PPO training steps before the last snapshot")
+    seed: int = setting(0, "seed of the behaviour policies (PPO's training, their noise) and of the episode resets")
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "train_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"config key '{name}': must be >= 1, got {value}")
 
 
 # --- Pendulum: a known controller --------------------------------------------------------------------
@@ -70,9 +96,7 @@ MUJOCO_NOISE = (0.1, 0.3)
 def rollout(env_id: str, act_fn: Callable[[np.ndarray], np.ndarray], level: SkillLevel, episodes: int,
             seed: int) -> Trajectories:
     """Run ``episodes`` episodes of ``act_fn`` (batch of observations -> actions) at a skill level."""
-    import gymnasium as gym
-
-    env = gym.make(env_id)
+    env = make_env(env_id)
     rng = np.random.default_rng(seed)
     low, high = env.action_space.low, env.action_space.high
     half = (high - low) / 2.0
@@ -102,7 +126,7 @@ def _split(total: int, parts: int) -> list[int]:
     return [base + (i < extra) for i in range(parts)]
 
 
-def collect_pendulum(episodes: int = 100, seed: int = 0, log=print) -> Trajectories:
+def collect_pendulum(episodes: int = PENDULUM_EPISODES, seed: int = 0, log=print) -> Trajectories:
     """Pendulum-v1 data: the controller at the skill levels in ``PENDULUM_LEVELS``, episodes split evenly."""
     parts = []
     for i, (level, n) in enumerate(zip(PENDULUM_LEVELS, _split(episodes, len(PENDULUM_LEVELS)), strict=True)):
@@ -128,14 +152,13 @@ def train_snapshots(env_id: str, train_steps: int, n_snapshots: int, seed: int, 
     points on a square-root schedule (early policies change fastest), the untrained policy first."""
     import copy
 
-    import gymnasium as gym
     import torch
 
     sb3 = _import_sb3()
     from stable_baselines3.common.callbacks import BaseCallback
 
     marks = sorted({int(train_steps * (i / (n_snapshots - 1)) ** 2) for i in range(n_snapshots)})
-    model = sb3.PPO("MlpPolicy", gym.make(env_id), seed=seed, verbose=0, device="cpu")
+    model = sb3.PPO("MlpPolicy", make_env(env_id), seed=seed, verbose=0, device="cpu")
     snaps = [(0, copy.deepcopy(model.policy.state_dict()))]
 
     class _Snap(BaseCallback):
@@ -165,7 +188,7 @@ def train_snapshots(env_id: str, train_steps: int, n_snapshots: int, seed: int, 
     return [(step, make_act(state)) for step, state in snaps]
 
 
-def collect_mujoco(env_id: str, episodes: int = 200, seed: int = 0, train_steps: int = 250_000,
+def collect_mujoco(env_id: str, episodes: int = MUJOCO_EPISODES, seed: int = 0, train_steps: int = PPO_TRAIN_STEPS,
                    n_snapshots: int = 6, log=print) -> Trajectories:
     """MuJoCo data: PPO snapshots x noise levels in ``MUJOCO_NOISE``, episodes split evenly."""
     snaps = train_snapshots(env_id, train_steps, n_snapshots, seed, log)
@@ -181,23 +204,25 @@ def collect_mujoco(env_id: str, episodes: int = 200, seed: int = 0, train_steps:
     return concatenate(parts, {"env_id": env_id, "recipe": recipe})
 
 
-def collect(env_id: str, episodes: int | None = None, seed: int = 0, train_steps: int | None = None,
+def collect(env_id: str, settings: CollectSettings | None = None, *, user_keys=frozenset(),
             log=print) -> Trajectories:
-    """Dispatch on the environment: the controller for Pendulum-v1, PPO snapshots for anything else."""
-    import gymnasium as gym
-
+    """Dispatch on the environment: the controller for Pendulum-v1, PPO snapshots for anything else.
+    ``user_keys``: the keys the user set (reweightlab.config.load), to refuse one that does nothing."""
+    s = settings or CollectSettings()
+    gym = import_gymnasium()
     try:
         gym.spec(env_id)
     except gym.error.Error as exc:
         raise CollectError(f"unknown environment {env_id!r}: {exc}") from None
     t0 = time.perf_counter()
     if env_id == "Pendulum-v1":
-        if train_steps is not None:
-            raise CollectError("--train-steps applies to MuJoCo collection only; Pendulum-v1 uses a controller")
-        data = collect_pendulum(episodes or 100, seed, log)
+        if "train_steps" in user_keys:
+            raise ConfigError("config key 'train_steps' does nothing for Pendulum-v1: a controller, not PPO, "
+                              "makes its data")
+        data = collect_pendulum(s.episodes or PENDULUM_EPISODES, s.seed, log)
     else:
         _import_sb3()  # fail before any work when the optional extra is missing
-        data = collect_mujoco(env_id, episodes or 200, seed, train_steps or 250_000, log=log)
+        data = collect_mujoco(env_id, s.episodes or MUJOCO_EPISODES, s.seed, s.train_steps, log=log)
     data.metadata["collect_seconds"] = round(time.perf_counter() - t0, 1)
     if not math.isfinite(float(data.returns_E.sum())):
         raise CollectError("collected returns are not finite")

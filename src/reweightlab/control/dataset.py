@@ -11,20 +11,24 @@ Format (version 1), N transitions of E episodes stored back to back:
 - ``metadata``     a 0-d string array holding JSON: ``env_id``, ``format_version``, how the data was made
   (``recipe``), and the return distribution (``return_stats``).
 
-Files are written to a temporary name in the target folder and moved into place with ``os.replace``,
-so a reader never sees half a file. ``load_dataset`` checks everything a training run relies on and
-names the file and the field in every error.
+Files are written through ``reweightlab.files.atomic_file`` (a temporary name in the target folder,
+then one rename), so a reader never sees half a file. ``load_dataset`` checks everything a training
+run relies on and names the file and the field in every error.
+
+The environments (gymnasium, MuJoCo) are the ``control`` extra: nothing here imports them at module
+level, because the main CLI imports this module for ``ControlError``. ``import_gymnasium`` and
+``make_env`` turn a missing package into a ``ControlError`` that says what to install.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from reweightlab.files import atomic_file
 
 FORMAT_VERSION = 1
 ARRAY_FIELDS = ("observations", "actions", "rewards", "terminations", "truncations", "episode_starts")
@@ -36,6 +40,27 @@ class ControlError(ValueError):
 
 class DatasetError(ControlError):
     """A dataset file that cannot be used as it is (the message names the file and the field)."""
+
+
+CONTROL_HINT = "pip install 'reweightlab[control]'"
+
+
+def import_gymnasium():
+    """The gymnasium module, or a ControlError naming the extra that installs it."""
+    try:
+        import gymnasium
+    except ImportError:
+        raise ControlError(f"control environments need gymnasium, which is not installed: {CONTROL_HINT}") from None
+    return gymnasium
+
+
+def make_env(env_id: str):
+    """``gymnasium.make(env_id)``; a missing simulator (gymnasium without MuJoCo) is a ControlError too."""
+    gym = import_gymnasium()
+    try:
+        return gym.make(env_id)
+    except gym.error.DependencyNotInstalled as exc:
+        raise ControlError(f"{env_id} needs a package that is not installed ({exc}): {CONTROL_HINT}") from None
 
 
 @dataclass(frozen=True)
@@ -86,9 +111,8 @@ def concatenate(parts: list[Trajectories], metadata: dict) -> Trajectories:
 
 
 def save_dataset(path: str | Path, data: Trajectories) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder + ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (``reweightlab.files.atomic_file``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"format_version": FORMAT_VERSION, **data.metadata, "transitions": int(len(data.rew_N)),
             "return_stats": return_stats(data.returns_E)}
     arrays = {
@@ -97,14 +121,8 @@ def save_dataset(path: str | Path, data: Trajectories) -> Path:
         "truncations": data.trunc_N.astype(bool), "episode_starts": data.start_N.astype(bool),
         "metadata": np.array(json.dumps(meta)),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:  # a file object, so numpy does not append ".npz" to the name
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:  # a file object: numpy would add ".npz" to a name
+        np.savez(fh, **arrays)
     return path
 
 
@@ -134,9 +152,7 @@ def _check_arrays(path, arrays: dict) -> None:
 
 
 def _check_spaces(path, arrays: dict, env_id: str) -> None:
-    import gymnasium as gym
-
-    env = gym.make(env_id)
+    env = make_env(env_id)
     try:
         for name, space in (("observations", env.observation_space), ("actions", env.action_space)):
             want = tuple(space.shape)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from reweightlab.control.dataset import make_env
 from reweightlab.control.policy import GaussianMLPPolicy
 
 # (random, expert) returns from D4RL infos.py, for the -v2 environments.
@@ -44,9 +45,7 @@ def evaluate(policy: GaussianMLPPolicy, env_id: str, episodes: int = 10, seed: i
 
     The environments run side by side so that each time step is one batched forward pass.
     """
-    import gymnasium as gym
-
-    envs = [gym.make(env_id) for _ in range(episodes)]
+    envs = [make_env(env_id) for _ in range(episodes)]
     obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
     ret_E = np.zeros(episodes)
     len_E = np.zeros(episodes, dtype=np.int64)

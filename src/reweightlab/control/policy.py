@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from reweightlab.files import atomic_file
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -76,15 +77,13 @@ class GaussianMLPPolicy(nn.Module):
 
 def save_policy(policy: GaussianMLPPolicy, path: str | Path) -> Path:
     """Weights and buffers (normalisers, action box) as safetensors, the shape in its metadata;
-    written to a temporary file and renamed, so the file is complete or absent."""
+    written atomically (``reweightlab.files.atomic_file``), so the file is complete or absent."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in policy.state_dict().items()}
-    save_file(tensors, str(tmp), metadata={"reweightlab_policy": json.dumps(policy.shape)})
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"reweightlab_policy": json.dumps(policy.shape)})
     return path
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from reweightlab.control.dataset import ControlError, load_dataset, return_stats
+from reweightlab.config import ConfigError, setting
+from reweightlab.control.dataset import import_gymnasium, load_dataset, make_env, return_stats
 from reweightlab.control.evaluate import D4RL_REFERENCE, evaluate, reference_returns
 from reweightlab.control.policy import save_policy
 from reweightlab.control.train import METHODS, EpisodeTable, TrainSettings, all_log_probs, new_policy, train_method
@@ -26,6 +27,26 @@ METHOD_LABELS = {"bc": "BC (all data)", "sft": "SFT (BC, top 10%)", "sft_q": "SF
 REFERENCE_SOURCE = ("D4RL REF_MIN_SCORE / REF_MAX_SCORE (d4rl/infos.py; Fu et al. 2020, arXiv 2004.07219), "
                     "measured on the -v2 environments: approximate for -v5")
 EVAL_SEED_BASE = 1_000_000  # evaluation episodes never reuse the reset seeds of collection
+
+
+@dataclass(frozen=True)
+class RunSettings(TrainSettings):
+    """`reweightlab control run`: the training settings of every method plus seeds and evaluation, one flat
+    set of keys (flags, a --config file, key=value overrides; reweightlab.config)."""
+
+    seeds: int = setting(3, "training seeds 0, 1, ...: BC and the other three are trained once per seed")
+    eval_episodes: int = setting(10, "seeded evaluation episodes per policy")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("seeds", "eval_episodes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"config key '{name}': must be >= 1, got {getattr(self, name)}")
+
+    def training(self) -> dict:
+        """The TrainSettings part, as control.json's ``settings`` records it."""
+        names = {f.name for f in fields(TrainSettings)}
+        return {k: v for k, v in asdict(self).items() if k in names}
 
 
 def _spread(xs: list[float | None]) -> tuple[float | None, float | None]:
@@ -53,8 +74,7 @@ def ordering_verdict(methods: dict) -> dict:
 POLICY_DIR = "policies"  # <out>/policies/<method>-seed<k>.safetensors (reweightlab.control.policy.load_policy)
 
 
-def _one_seed(env_id, table, bounds, s: TrainSettings, seed: int, eval_episodes: int, bar,
-              save_dir: Path | None = None) -> dict:
+def _one_seed(env_id, table, bounds, s: RunSettings, seed: int, bar, save_dir: Path | None = None) -> dict:
     tick = bar.update if bar is not None else None
     out = {}
     t0 = time.perf_counter()
@@ -70,26 +90,24 @@ def _one_seed(env_id, table, bounds, s: TrainSettings, seed: int, eval_episodes:
         if save_dir is not None:
             save_policy(pol, save_dir / f"{m}-seed{seed}.safetensors")
         t0 = time.perf_counter()
-        out[m].update(evaluate(pol, env_id, eval_episodes, seed=EVAL_SEED_BASE + 1000 * seed))
+        out[m].update(evaluate(pol, env_id, s.eval_episodes, seed=EVAL_SEED_BASE + 1000 * seed))
         out[m]["eval_seconds"] = time.perf_counter() - t0
         out[m].pop("returns")
     return out
 
 
-def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, seeds: int = 3,
-                settings: TrainSettings | None = None, eval_episodes: int = 10, progress: bool = True,
-                log=print) -> dict:
-    """Train and evaluate all four methods for ``seeds`` seeds; write ``out_dir/control.json``."""
-    import gymnasium as gym
-
-    if seeds < 1 or eval_episodes < 1:
-        raise ControlError("--seeds and --eval-episodes must be >= 1")
-    s = settings or TrainSettings()
+def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, settings: RunSettings | None = None,
+                progress: bool = True, log=print) -> dict:
+    """Train and evaluate all four methods for ``settings.seeds`` seeds; write ``out_dir/control.json``."""
+    import_gymnasium()  # before reading the data: a missing extra is the first thing to say
+    s = settings or RunSettings()
+    seeds, eval_episodes = s.seeds, s.eval_episodes
     torch.set_flush_denormal(True)  # DESIGN: denormals slowed CPU training steps by orders of magnitude
     data = load_dataset(data_path, env_id)
     table = EpisodeTable(data)
-    space = gym.make(env_id).action_space
-    bounds = (space.low, space.high)
+    env = make_env(env_id)
+    bounds = (env.action_space.low, env.action_space.high)
+    env.close()
     dstats = return_stats(data.returns_E)
     log(f"[control] {env_id}: {table.episodes} episodes, {len(table.obs_NO)} transitions, returns "
         f"min {dstats['min']:.1f} / median {dstats['median']:.1f} / max {dstats['max']:.1f}")
@@ -106,7 +124,7 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, seeds: 
     per_seed = []
     try:
         for seed in range(seeds):
-            per_seed.append(_one_seed(env_id, table, bounds, s, seed, eval_episodes, bar, out_dir / POLICY_DIR))
+            per_seed.append(_one_seed(env_id, table, bounds, s, seed, bar, out_dir / POLICY_DIR))
     finally:
         if bar is not None:
             bar.close()
@@ -122,7 +140,7 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, seeds: 
     result = {
         "env_id": env_id, "dataset": str(data_path), "dataset_stats": {**dstats, "transitions": len(table.obs_NO)},
         "dataset_recipe": data.metadata.get("recipe"), "seeds": list(range(seeds)), "eval_episodes": eval_episodes,
-        "settings": asdict(s), "methods": methods, "ordering": ordering_verdict(methods), "policies": POLICY_DIR,
+        "settings": s.training(), "methods": methods, "ordering": ordering_verdict(methods), "policies": POLICY_DIR,
         "reference_returns": None if ref is None else {"random": ref[0], "expert": ref[1], "source": REFERENCE_SOURCE},
         "wall_seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),
     }
@@ -150,4 +168,4 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["D4RL_REFERENCE", "RESULTS_FILE", "format_table", "ordering_verdict", "run_control"]
+__all__ = ["D4RL_REFERENCE", "RESULTS_FILE", "RunSettings", "format_table", "ordering_verdict", "run_control"]

@@ -3,7 +3,8 @@
 Every method is the same weighted log-likelihood ``-w * log pi(a|s)``; only the trajectories it draws
 and their weights differ, and both come from ``reweightlab.math``, the functions the language-model
 methods use (``threshold_weights``; ``percentile_thresholds`` -> ``quality_levels`` ->
-``quality_multiset_indices``; ``importance_weights`` with ``IW_PRESETS["control"]``):
+``quality_multiset_indices``; ``importance_weights`` with ``IW_PRESETS["control"]``, ``scale_to_count``,
+and ``ema_update_`` for its q):
 
 | method   | trajectories drawn                          | weight                                          |
 |----------|---------------------------------------------|-------------------------------------------------|
@@ -29,45 +30,47 @@ from dataclasses import dataclass
 import torch
 
 from reweightlab import math as rmath
+from reweightlab.config import ConfigError, setting
 from reweightlab.control.dataset import Trajectories
 from reweightlab.control.policy import GaussianMLPPolicy
 
 METHODS = ("bc", "sft", "sft_q", "iw_sft_q")
 
 
+# iw-SFT(Q) weighs whole trajectories: only the sequence-level presets give one weight per trajectory
+SEQUENCE_PRESETS = tuple(name for name, p in rmath.IW_PRESETS.items() if p.level == "sequence")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 1000
-    """Adam steps per method (BC from scratch; the others from BC)."""
-    trajectories_per_step: int = 256
-    """Whole trajectories drawn per step (256)."""
-    transitions_per_step: int = 1024
-    """Transitions sampled uniformly from those trajectories for the loss estimate."""
-    lr: float = 3e-4
-    """Adam learning rate (our choice; the same for every method)."""
-    top_fraction: float = 0.1
-    """SFT keeps this share of trajectories, ranked by return."""
-    percentiles: tuple[float, ...] = (90.0, 95.0, 98.0)
-    """SFT(Q) quality bins at these return percentiles."""
-    iw_preset: str = "control"
-    """Key of ``reweightlab.math.IW_PRESETS`` used by iw_sft_q."""
-    hidden: int = 256
-    """Width of the policy's 3 hidden layers (256)."""
-    iw_refresh_every: int = 10
-    """Recompute q's log-probs on the pool's trajectories every this many steps. 1 is exact; our default 10
-    (q up to 9 steps staler than the EMA, about its own memory at decay 0.9) cut iw-SFT(Q)'s step on
-    Hopper-v5 from ~0.5 s (a no-grad pass over ~30k transitions) to about a plain step's cost."""
+    """How every method trains: config keys and flags of `reweightlab control run` (reweightlab.config)."""
+
+    steps: int = setting(1000, "Adam steps per method (BC from scratch; the others from BC)")
+    trajectories_per_step: int = setting(256, "whole trajectories drawn per step")
+    transitions_per_step: int = setting(1024, "transitions sampled uniformly from those trajectories for the loss")
+    lr: float = setting(3e-4, "Adam learning rate (our choice; the same for every method)")
+    top_fraction: float = setting(0.1, "SFT keeps this share of trajectories, ranked by return")
+    percentiles: tuple[float, ...] = setting((90.0, 95.0, 98.0), "SFT(Q): quality bins at these return percentiles")
+    iw_preset: str = setting("control", "iw-SFT(Q)'s preset in reweightlab.math.IW_PRESETS", choices=SEQUENCE_PRESETS)
+    hidden: int = setting(256, "width of the policy's 3 hidden layers")
+    # 1 is exact; our default 10 (q up to 9 steps staler than the EMA, about its own memory at decay 0.9)
+    # cut iw-SFT(Q)'s step on Hopper-v5 from ~0.5 s (a no-grad pass over ~30k transitions) to about a
+    # plain step's cost.
+    iw_refresh_every: int = setting(10, "iw-SFT(Q): recompute q's log-probs every this many steps (1 is exact)")
 
     def __post_init__(self) -> None:
+        # ConfigError (a ValueError) naming the key: the CLI prints it as one line
         for name in ("steps", "trajectories_per_step", "transitions_per_step", "hidden", "iw_refresh_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"config key '{name}': must be >= 1, got {getattr(self, name)}")
         if not 0.0 < self.top_fraction <= 1.0:
-            raise ValueError(f"top_fraction must lie in (0, 1], got {self.top_fraction}")
-        if self.iw_preset not in rmath.IW_PRESETS:
-            raise ValueError(f"unknown iw_preset {self.iw_preset!r}; known: {sorted(rmath.IW_PRESETS)}")
-        if rmath.IW_PRESETS[self.iw_preset].level != "sequence":
-            raise ValueError("control training needs a sequence-level iw preset (one weight per trajectory)")
+            raise ConfigError(f"config key 'top_fraction': must lie in (0, 1], got {self.top_fraction}")
+        ps = list(self.percentiles)
+        if not ps or any(not 0.0 <= p <= 100.0 for p in ps) or any(a >= b for a, b in zip(ps, ps[1:], strict=False)):
+            raise ConfigError(f"config key 'percentiles': must be increasing values in [0, 100], got {ps}")
+        if self.iw_preset not in SEQUENCE_PRESETS:  # build() checks this too; a direct call does not
+            raise ConfigError(f"config key 'iw_preset': {self.iw_preset!r} is not one of {', '.join(SEQUENCE_PRESETS)} "
+                              "(the sequence-level presets: one weight per trajectory)")
 
 
 class EpisodeTable:
@@ -155,13 +158,6 @@ def all_log_probs(policy: GaussianMLPPolicy, table: EpisodeTable, chunk: int = 6
                       for i in range(0, len(table.obs_NO), chunk)])
 
 
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """``theta_q <- decay * theta_q + (1 - decay) * theta`` (the control preset's q)."""
-    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
-
-
 # --- training ------------------------------------------------------------------------------------------
 
 
@@ -214,15 +210,15 @@ def train_method(method: str, table: EpisodeTable, s: TrainSettings, seed: int, 
                     logp_q_N[steps_P] = q.log_prob(table.obs_NO[steps_P], table.act_NA[steps_P])
             w_B = iw_batch_weights(logp_q_N, logp_ref_N, table, ep_B, preset)
             ess_sum += float(1.0 / (w_B.pow(2).sum()))  # effective sample size of the normalised weights
-            # Self-normalised weights sum to 1; times B, a weight of 1 means "as much as SFT" (as algos/iw_sft).
-            loss = -(B * w_B[b_K] * logp_K).mean()
+            # w_B sums to 1; times B (scale_to_count, as algos/iw_sft), a weight of 1 is "as much as SFT"
+            loss = -(rmath.scale_to_count(w_B)[b_K] * logp_K).mean()
         else:
             loss = -logp_K.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if iw:
-            ema_update(q, policy, preset.ema_decay)
+            rmath.ema_update_(q.parameters(), policy.parameters(), preset.ema_decay)
         if on_step is not None:
             on_step()
     stats = {"pool_trajectories": int(pool.unique().numel()), "pool_size": int(pool.numel()),
