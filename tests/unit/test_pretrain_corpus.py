@@ -24,12 +24,12 @@ def test_corpus_mix_matches_its_description():
 
 def test_no_test_value_multiset_reaches_the_corpus():
     """A test hand shares its value multiset (hence its solution strings) with no pretraining hand."""
-    from reweightlab.tasks.generalpoints import card_values, value_split
+    from reweightlab.tasks.generalpoints import card_values, value_split, values_of
 
     spec = PretrainSpec(steps=10, sequences_per_step=100, pool_hands=300)
     prompts, _, _ = build_corpus(spec, progress=False)
     gp = get_task("generalpoints")
-    test = {tuple(sorted(p.values)) for v in ("id", "ood") for p in gp.problems(v, "test", 100, 0)}
+    test = {tuple(sorted(values_of(p))) for v in ("id", "ood") for p in gp.problems(v, "test", 100, 0)}
     corpus = set()
     for prompt in prompts:
         cards, rule_text, _ = prompt.split("|")

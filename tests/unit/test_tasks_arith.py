@@ -2,14 +2,15 @@
 
 import itertools
 import random
+import re
 from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reweightlab.tasks import arith
-from reweightlab.tasks.arith import (
+from reweightlab.tasks.generalpoints import arith
+from reweightlab.tasks.generalpoints.arith import (
     IllegalExpression,
     canonical,
     evaluate,
@@ -102,6 +103,34 @@ def test_deep_nesting_uses_no_recursion(monkeypatch):
 
 def test_rpn_keeps_literal_order():
     assert parse("10 - (8 + 5) * 1") == ("10", "8", "5", "+", "1", "*", "-")
+
+
+def test_scan_gives_tokens_and_the_grammar_state():
+    assert arith.scan(" (12 +\t3") == ([(1, "("), (2, "12"), (5, "+"), (7, "3")], False, 1)  # a group open
+    assert arith.scan("1+") == ([(0, "1"), (1, "+")], True, 0)  # an operand due
+    for text, reason in [("()", 'unexpected ")" at 1'), ("1)", 'unmatched ")" at 1'),
+                         ("1(", 'unexpected "(" at 1'), ("1 2", "unexpected number at 2"),
+                         ("+", 'unexpected "+" at 0'), ("1x", "unexpected character")]:
+        with pytest.raises(IllegalExpression, match=re.escape(reason)):
+            arith.scan(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="0123456789+-*/() x", max_size=20))
+def test_parse_is_the_scan_plus_a_complete_ending(text):
+    """parse accepts exactly the texts that scan, ending with an operand and no open group: the
+    grammar is the scanner's alone."""
+    try:
+        _, expect_operand, depth = arith.scan(text)
+        complete = not expect_operand and depth == 0
+    except IllegalExpression:
+        complete = False
+    try:
+        parse(text)
+        parsed = True
+    except IllegalExpression:
+        parsed = False
+    assert parsed == complete
 
 
 # ---------------------------------------------------------------- canonical rendering

@@ -16,12 +16,15 @@ from reweightlab.tasks.generalpoints import (
     RULE_TEXT,
     GeneralPoints,
     card_values,
+    cards_of,
     evaluate,
     hand_split,
     random_expression,
     render_prompt,
     solve,
+    target_of,
     value_split,
+    values_of,
     verify_expression,
 )
 
@@ -74,16 +77,16 @@ def test_dealing_is_deterministic_and_prefix_stable(dealt):
 def test_dealt_problems_are_well_formed(dealt):
     for (variant, split), probs in dealt.items():
         assert len(probs) == SIZES[split]
-        assert len({p.cards for p in probs}) == SIZES[split]  # distinct hands as dealt
+        assert len({cards_of(p) for p in probs}) == SIZES[split]  # distinct hands as dealt
         for i, p in enumerate(probs):
             assert isinstance(p, Problem)
             assert p.id == f"gp-{variant}-{split}-7-{i}"
-            assert (p.variant, p.split, p.target) == (variant, split, 24)
-            assert p.values == card_values(p.cards, variant)
-            assert p.prompt == render_prompt(p.cards, variant, 24)
+            assert (p.variant, p.split, target_of(p)) == (variant, split, 24)
+            assert values_of(p) == card_values(cards_of(p), variant)
+            assert p.prompt == render_prompt(cards_of(p), variant, 24)
             assert p.prompt.isascii()
-            assert len(p.cards) == 4 and max(Counter(p.cards).values()) <= 4
-            assert hand_split(p.cards, variant) == split == value_split(p.values)
+            assert len(cards_of(p)) == 4 and max(Counter(cards_of(p)).values()) <= 4
+            assert hand_split(cards_of(p), variant) == split == value_split(values_of(p))
 
 
 def test_every_dealt_hand_is_solvable(dealt):
@@ -98,24 +101,24 @@ def test_every_dealt_hand_is_solvable(dealt):
 def test_rule_specific_hands(dealt):
     for split in ("train", "test"):
         for p in dealt[("ood", split)]:
-            assert FACES & set(p.cards), p
-            assert all(1 <= v <= 13 for v in p.values)
+            assert FACES & set(cards_of(p)), p
+            assert all(1 <= v <= 13 for v in values_of(p))
         for p in dealt[("id", split)]:
-            assert all(1 <= v <= 10 for v in p.values)
+            assert all(1 <= v <= 10 for v in values_of(p))
     # The id rule does deal face cards (as 10s): otherwise 'JQK=10' would never matter.
-    assert any(FACES & set(p.cards) for p in dealt[("id", "train")])
+    assert any(FACES & set(cards_of(p)) for p in dealt[("id", "train")])
 
 
 def test_train_and_test_are_disjoint(dealt):
     def multisets(split, key):
         return {tuple(sorted(key(p))) for v in ("id", "ood") for p in dealt[(v, split)]}
 
-    train_values = multisets("train", lambda p: p.values)
-    test_values = multisets("test", lambda p: p.values)
+    train_values = multisets("train", values_of)
+    test_values = multisets("test", values_of)
     assert train_values and test_values and not train_values & test_values
     # test hands are distinct as value multisets (no two test prompts share their solutions)
     for v in ("id", "ood"):
-        assert len({tuple(sorted(p.values)) for p in dealt[(v, "test")]}) == len(dealt[(v, "test")])
+        assert len({tuple(sorted(values_of(p))) for p in dealt[(v, "test")]}) == len(dealt[(v, "test")])
 
 
 def test_test_split_is_bounded_by_its_value_multisets():
@@ -150,8 +153,21 @@ def test_other_targets():
     gp = GeneralPoints(target=10)
     probs = gp.problems("ood", "train", 20, seed=0)
     for p in probs:
-        assert p.prompt.endswith("|10:") and p.target == 10
+        assert p.prompt.endswith("|10:") and target_of(p) == 10
         assert all(evaluate(s) == 10 for s in gp.solutions(p))
+
+
+def test_a_hand_lives_in_extra_normalised_and_hashable():
+    """Problem has no card fields: the hand sits in ``extra``, as tuples, so problems stay hashable
+    and equal however the cards were passed."""
+    gp = GeneralPoints()
+    a, b = gp.problem(["A", "8", "K", "5"], "ood"), gp.problem(("A", "8", "K", "5"), "ood")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert cards_of(a) == ("A", "8", "K", "5") and values_of(a) == (1, 8, 13, 5) and target_of(a) == 24
+    assert a.get("cards") == cards_of(a) and a.get("values") == values_of(a)
+    assert gp.problem(("A", "8", "K", "5"), "id") != a  # the other rule: other values, another problem
+    foreign = Problem("x", "x:", "id", "train")  # read as the old typed fields' defaults
+    assert (cards_of(foreign), values_of(foreign), target_of(foreign)) == ((), (), 0)
 
 
 # ---------------------------------------------------------------- verifier
@@ -234,7 +250,7 @@ def test_random_expressions_score_minus_one_or_five(seed, variant):
     rng = random.Random(seed)
     cards = tuple(rng.choice(RANKS) for _ in range(4))
     p = _hand(cards, variant)
-    e = random_expression(p.values, rng)
+    e = random_expression(values_of(p), rng)
     v = GeneralPoints().verify(p, e)
     assert v.score == (5 if evaluate(e) == 24 else -1)
-    assert (e in solve(p.values, 24)) == v.success
+    assert (e in solve(values_of(p), 24)) == v.success

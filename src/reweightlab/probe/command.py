@@ -18,6 +18,7 @@ from reweightlab.probe.study import (
     prompt_rows,
     write_outputs,
 )
+from reweightlab.tasks.hooks import use_tokenizer
 
 
 def model_label(path: str | Path, taken: set[str]) -> str:
@@ -153,8 +154,7 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     out_dir = Path(out_dir)
     _check_out(out_dir)
     tokenizer, models = _load(base, trained, settings.device)
-    if hasattr(task, "use_tokenizer"):  # a data file's conversations render with the model's chat template
-        task.use_tokenizer(tokenizer, chat_template=settings.chat_template)
+    use_tokenizer(task, tokenizer, chat_template=settings.chat_template)  # a data file's chat template
     problems = _problems(task, settings)
     if settings.estimator == "likelihood" and task.solutions(problems[0]) is None:
         raise ProbeError(f"estimator 'likelihood' needs a task that lists its solutions; {settings.task!r} does not "

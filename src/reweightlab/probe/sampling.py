@@ -23,16 +23,9 @@ from tqdm.auto import tqdm
 from reweightlab.data.store import SequenceStore
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
+from reweightlab.tasks.hooks import solution_key
 
 _SEED_STRIDE = 1_000_003  # chunk seeds: seed + stride * chunk, distinct for any realistic chunk count
-
-
-def solution_key(task, problem, completion: str) -> str:
-    """What makes two successful completions the same solution: the task's ``solution_key`` hook
-    (GeneralPoints: the canonical expression, so ``3*8`` and ``8*3`` are one solution), else the
-    completion with surrounding whitespace removed."""
-    hook = getattr(task, "solution_key", None)
-    return hook(problem, completion) if hook is not None else completion.strip()
 
 
 @dataclass

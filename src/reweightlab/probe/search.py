@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from reweightlab.data.encoding import encode_prompts
 from reweightlab.models.forward import extend, left_pad, prefill
+from reweightlab.tasks.hooks import prefix_feasible
 
 NEG_INF = float("-inf")
 # A kept child: (parent row, its next token, cumulative log-prob, decoded completion text).
@@ -143,7 +144,6 @@ class _ChunkSearch:
     def __init__(self, model, tokenizer, task, problems, budget: SearchBudget, device: torch.device) -> None:
         self.model, self.tokenizer, self.task, self.problems = model, tokenizer, task, problems
         self.budget, self.device = budget, device
-        self.feasible = getattr(task, "prefix_feasible", None)
         self.eos = int(tokenizer.eos_token_id)
         self.pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos)
         # Expanding <pad>/<bos>/<unk> would add a token that decoding drops: the text verified would not
@@ -213,7 +213,7 @@ class _ChunkSearch:
             if last or len(kept) == W:
                 continue
             text = self.tokenizer.decode(ids_R[row] + [token], skip_special_tokens=True)
-            if self.feasible is None or self.feasible(problem, text):
+            if prefix_feasible(self.task, problem, text):
                 kept.append((row, token, score, text))
         if success is not None:
             self.best[c] = success

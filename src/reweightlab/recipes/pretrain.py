@@ -101,7 +101,7 @@ def _wrong_value(values, target: int, rng: random.Random) -> str:
 
 def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], list[str], dict]:
     """(prompts, completions, description) for `spec.steps * spec.sequences_per_step` sequences."""
-    from reweightlab.tasks.generalpoints import GeneralPoints
+    from reweightlab.tasks.generalpoints import GeneralPoints, cards_of, values_of
 
     gp = GeneralPoints(target=spec.target)
     rng = random.Random(spec.seed)
@@ -121,10 +121,10 @@ def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], 
         if u < spec.correct_fraction:
             text, kind = rng.choice(sols[prob.id]), "correct"
         elif u < spec.correct_fraction + spec.misread_fraction:
-            text = _misread(gp, prob.cards, prob.variant, rng)
+            text = _misread(gp, cards_of(prob), prob.variant, rng)
             kind = "misread" if text is not None else "wrong_value"
         if text is None:
-            text = _wrong_value(prob.values, spec.target, rng)
+            text = _wrong_value(values_of(prob), spec.target, rng)
         kinds[kind] += 1
         prompts.append(prob.prompt)
         completions.append(text)

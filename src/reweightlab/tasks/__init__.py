@@ -1,6 +1,9 @@
 """Tasks: prompts by variant and split, verifiers, and solvers where a task can enumerate answers.
 
-Importing this package registers the built-in tasks (``generalpoints``).
+``base``: the Task protocol, its optional hooks, Problem and Verdict; ``hooks``: each hook called with
+its default; ``generalpoints/``: the card task; ``user_task``, ``dataset``, ``formatting``: a user's
+data file as a task; ``rewards/``: reward functions for it. Importing this package registers the
+built-in tasks (``generalpoints``).
 """
 
 from reweightlab.tasks.base import SPLITS, Problem, Task, Verdict

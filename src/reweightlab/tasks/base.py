@@ -1,8 +1,12 @@
 """What every task provides: problems by variant and split, a verifier, and (where it can) solutions.
 
 A task is any object with the attributes and methods of ``Task`` (a structural Protocol: no base
-class to inherit). ``Problem`` carries typed fields for card tasks and a generic ``extra`` mapping
-for everything else, so a user task never needs a subclass.
+class to inherit). ``Problem`` is task-neutral: what a prompt means to its own task (a GeneralPoints
+hand, a user row's number) lives in its generic ``extra`` mapping, so no task needs a subclass.
+
+``Task`` also declares five optional hooks (``verify_batch``, ``reward_counts``, ``use_tokenizer``,
+``prefix_feasible``, ``solution_key``), one small protocol each. Callers never look a hook up
+themselves: ``tasks.hooks`` calls a task's hook, or does what a task without it means.
 """
 
 from __future__ import annotations
@@ -19,18 +23,15 @@ class Problem:
     """One prompt of a task. Frozen and hashable, so problems can key dicts and sets.
 
     ``prompt`` is the exact text fed to the model; the completion follows it directly.
-    ``cards``, ``values`` and ``target`` are GeneralPoints' fields (empty / 0 for other tasks).
-    ``extra`` holds a user task's own fields; pass a mapping or (key, value) pairs, it is stored as a
-    key-sorted tuple of pairs. Its values must be hashable for ``hash(problem)`` to work.
+    ``extra`` holds the task's own fields (GeneralPoints: ``cards``, ``values``, ``target``; a data
+    file: ``row``); pass a mapping or (key, value) pairs, it is stored as a key-sorted tuple of pairs.
+    Its values must be hashable for ``hash(problem)`` to work.
     """
 
     id: str
     prompt: str
     variant: str
     split: str
-    cards: tuple[str, ...] = ()
-    values: tuple[int, ...] = ()
-    target: int = 0
     extra: tuple[tuple[str, Hashable], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -40,8 +41,6 @@ class Problem:
         if len({k for k, _ in pairs}) != len(pairs):
             raise ValueError(f"Problem.extra has a repeated key: {[k for k, _ in pairs]}")
         object.__setattr__(self, "extra", pairs)
-        object.__setattr__(self, "cards", tuple(self.cards))
-        object.__setattr__(self, "values", tuple(self.values))
         if self.split not in SPLITS:
             raise ValueError(f"Problem.split must be one of {SPLITS}, got {self.split!r}")
 
@@ -80,12 +79,23 @@ class Task(Protocol):
     ``success_score`` is the score of a success (``verdict.success`` iff ``score == success_score``).
     ``max_completion_chars`` bounds how long a correct completion can be; rollouts may stop there.
 
-    Optional (not part of the structural check): ``prefix_feasible(problem, prefix) -> bool``, a
-    cheap partial verifier that returns False only when no completion starting with ``prefix`` can
-    be a success. The probe's verifier-guided search (``probe.search``) uses it to prune its beam;
-    a task without it is searched by plain beam search with verification.
-    Optional: ``solution_key(problem, completion) -> str``, what makes two successful completions the
-    same solution (the probe's solution-level support and diversity); by default the stripped text.
+    Optional hooks, each declared by a protocol below (not part of this structural check: a task
+    with none of them is a Task). A task has a hook when it has the method; an attribute set to None
+    means it has not. Callers go through ``tasks.hooks``, which calls the hook or supplies the default:
+
+    - ``verify_batch(problems, completions)`` (``HasVerifyBatch``): one call for a whole batch; by
+      default ``verify`` on each.
+    - ``reward_counts()`` (``HasRewardCounts``): samples whose reward call failed since the last
+      call, for per-step metrics; by default none.
+    - ``use_tokenizer(tokenizer, **options)`` (``HasUseTokenizer``): render prompts with the model's
+      tokenizer (a data file's chat template); by default prompts are fixed text.
+    - ``prefix_feasible(problem, prefix)`` (``HasPrefixFeasible``): a cheap partial verifier, False
+      only when no completion starting with ``prefix`` can be a success; the probe's
+      verifier-guided search prunes its beam with it. By default every prefix is feasible (plain
+      beam search with verification).
+    - ``solution_key(problem, completion)`` (``HasSolutionKey``): what makes two successful
+      completions the same solution (the probe's solution-level support and diversity); by default
+      the stripped text.
     """
 
     name: str
@@ -104,3 +114,43 @@ class Task(Protocol):
     def solutions(self, problem: Problem) -> list[str] | None:
         """Every correct completion in the canonical format, or None if the task cannot enumerate."""
         ...
+
+
+# The optional hooks of ``Task``, one protocol each (typing has no optional protocol members), so a
+# type checker can tell a task that has one, and ``tasks.hooks`` names the same methods.
+@runtime_checkable
+class HasVerifyBatch(Protocol):
+    def verify_batch(self, problems: list[Problem], completions: list[str]) -> list[Verdict]:
+        """One verdict per (problem, completion) pair, from one call (the reward signature is batched)."""
+        ...
+
+
+@runtime_checkable
+class HasRewardCounts(Protocol):
+    def reward_counts(self) -> dict[str, int]:
+        """Samples scored as failed reward calls since the last call, by kind."""
+        ...
+
+
+@runtime_checkable
+class HasUseTokenizer(Protocol):
+    def use_tokenizer(self, tokenizer: Any, **options: Any) -> None:
+        """Render prompts with ``tokenizer`` from now on (options: the task's own, e.g. chat_template)."""
+        ...
+
+
+@runtime_checkable
+class HasPrefixFeasible(Protocol):
+    def prefix_feasible(self, problem: Problem, prefix: str) -> bool:
+        """False only when no completion starting with ``prefix`` can be a success."""
+        ...
+
+
+@runtime_checkable
+class HasSolutionKey(Protocol):
+    def solution_key(self, problem: Problem, completion: str) -> str:
+        """The identity of a successful completion as a solution."""
+        ...
+
+
+HOOK_PROTOCOLS = (HasVerifyBatch, HasRewardCounts, HasUseTokenizer, HasPrefixFeasible, HasSolutionKey)

@@ -31,6 +31,7 @@ from reweightlab.models.saving import save_model_atomic
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import Problem, Task, get_task
+from reweightlab.tasks.hooks import reward_counts
 from reweightlab.train import user_data
 from reweightlab.train.config import TrainConfig
 from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_distributed
@@ -326,7 +327,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
             "tokens_per_s": float(lengths.sum()) * rl_cfg.epochs_per_batch / max(t_train, 1e-9),
             "sample_tokens_per_s": float(lengths.sum()) / max(t_gen, 1e-9),
             "time_generation": t_gen, "time_training": t_train,
-            **user_data.reward_metrics(s.task),  # reward_errors, reward_timeouts (user reward functions)
+            **reward_counts(s.task),  # reward_errors, reward_timeouts (user reward functions)
         }
         _log_step(s, step, stats, extra)
         _maybe_checkpoint(s, step)

@@ -5,9 +5,10 @@ binary operators ``+ - * /``, parentheses, and ASCII whitespace anywhere. There 
 plus and no implicit multiplication. Values are ``fractions.Fraction`` throughout, never floats, so
 ``8/(3-8/3)`` is exactly 24.
 
-Parsing is an explicit-stack shunting-yard pass (no recursion), so input such as ``'(' * 10000``
-cannot reach Python's recursion limit; inputs longer than ``MAX_EXPR_CHARS`` are rejected before
-scanning, which also bounds the size of any integer built from a literal.
+The grammar lives in one place, ``scan`` (tokens and what may follow what); ``parse`` adds an
+explicit-stack shunting-yard pass (no recursion), so input such as ``'(' * 10000`` cannot reach
+Python's recursion limit; inputs longer than ``MAX_EXPR_CHARS`` are rejected before scanning, which
+also bounds the size of any integer built from a literal.
 
 Canonical format (what ``solve``, ``canonical`` and ``random_expression`` produce): no spaces,
 ``* /`` bind tighter than ``+ -``, left-associative, and the fewest parentheses that keep the value:
@@ -24,6 +25,7 @@ import itertools
 import random
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import NamedTuple
 
 # Longer inputs are illegal outright: a four-card answer needs ~15 characters, and the cap keeps
 # every literal (hence every Fraction) small no matter what a model emits.
@@ -45,23 +47,33 @@ class IllegalExpression(ValueError):
     """The text is not a legal expression; ``str(err)`` is a short reason with a character position."""
 
 
-def parse(expr: str) -> tuple[str, ...]:
-    """Return ``expr`` in reverse Polish notation, or raise ``IllegalExpression``.
+class Scan(NamedTuple):
+    """A text's tokens in order, ``(position, token)``, and the grammar state after the last one:
+    ``expect_operand`` (an operand must come next) and ``depth`` (groups still open)."""
 
-    Literals stay digit strings (so a 200-digit literal costs nothing until someone evaluates it);
-    operators are single characters. Literals appear in the output in their textual order.
-    Positions in error messages index into ``expr`` as given.
+    tokens: list[tuple[int, str]]
+    expect_operand: bool
+    depth: int
+
+
+def scan(text: str) -> Scan:
+    """The expression grammar, written once: ``text`` as tokens, each checked against what came before.
+
+    A literal is its maximal digit run, any other token one character of ``( ) + - * /``; whitespace
+    is skipped. The first token that cannot follow raises ``IllegalExpression``: an illegal
+    character, an operator or ')' where an operand must come, a number or '(' right after an
+    operand, or a ')' with no open '('. A complete expression also ends with an operand and no open
+    group; ``parse`` checks that, GeneralPoints' prefix check reads the state of a prefix instead.
     """
-    if not isinstance(expr, str):
+    if not isinstance(text, str):
         raise IllegalExpression("not a string")
-    if len(expr.strip(WHITESPACE)) > MAX_EXPR_CHARS:
+    if len(text.strip(WHITESPACE)) > MAX_EXPR_CHARS:
         raise IllegalExpression(f"longer than {MAX_EXPR_CHARS} characters")
-    out: list[str] = []
-    ops: list[tuple[str, int]] = []  # pending operators and '(' with their positions
-    expect_operand = True  # the one bit of grammar state: operand next, or operator/')' next
-    i, n = 0, len(expr)
+    tokens: list[tuple[int, str]] = []
+    expect_operand, depth = True, 0
+    i, n = 0, len(text)
     while i < n:
-        ch = expr[i]
+        ch = text[i]
         if ch in _SPACES:
             i += 1
             continue
@@ -69,27 +81,53 @@ def parse(expr: str) -> tuple[str, ...]:
             if not expect_operand:
                 raise IllegalExpression(f"unexpected number at {i}")
             j = i
-            while j < n and expr[j] in _DIGITS:
+            while j < n and text[j] in _DIGITS:
                 j += 1
-            out.append(expr[i:j])
+            tokens.append((i, text[i:j]))
             i, expect_operand = j, False
             continue
         if ch == "(" and expect_operand:
-            ops.append((ch, i))
+            depth += 1
         elif ch == ")" and not expect_operand:
-            _close_group(out, ops, i)
+            if depth == 0:
+                raise IllegalExpression(f'unmatched ")" at {i}')
+            depth -= 1
         elif ch in _PREC and not expect_operand:
-            # Left associativity: pop every pending operator that binds at least as tightly.
-            while ops and ops[-1][0] != "(" and _PREC[ops[-1][0]] >= _PREC[ch]:
-                out.append(ops.pop()[0])
-            ops.append((ch, i))
             expect_operand = True
         elif ch in "()+-*/":
             raise IllegalExpression(f'unexpected "{ch}" at {i}')
         else:
             raise IllegalExpression(f"unexpected character {ascii(ch)} at {i}")
+        tokens.append((i, ch))
         i += 1
-    if expect_operand:
+    return Scan(tokens, expect_operand, depth)
+
+
+def parse(expr: str) -> tuple[str, ...]:
+    """Return ``expr`` in reverse Polish notation, or raise ``IllegalExpression``.
+
+    Literals stay digit strings (so a 200-digit literal costs nothing until someone evaluates it);
+    operators are single characters. Literals appear in the output in their textual order.
+    Positions in error messages index into ``expr`` as given.
+    """
+    scanned = scan(expr)
+    out: list[str] = []
+    ops: list[tuple[str, int]] = []  # pending operators and '(' with their positions
+    for pos, tok in scanned.tokens:
+        if tok[0] in _DIGITS:
+            out.append(tok)
+        elif tok == "(":
+            ops.append((tok, pos))
+        elif tok == ")":  # the scanner has checked that a '(' is open
+            while ops[-1][0] != "(":
+                out.append(ops.pop()[0])
+            ops.pop()
+        else:
+            # Left associativity: pop every pending operator that binds at least as tightly.
+            while ops and ops[-1][0] != "(" and _PREC[ops[-1][0]] >= _PREC[tok]:
+                out.append(ops.pop()[0])
+            ops.append((tok, pos))
+    if scanned.expect_operand:
         raise IllegalExpression("expression ends early" if out or ops else "empty expression")
     while ops:
         op, pos = ops.pop()
@@ -97,14 +135,6 @@ def parse(expr: str) -> tuple[str, ...]:
             raise IllegalExpression(f'unclosed "(" at {pos}')
         out.append(op)
     return tuple(out)
-
-
-def _close_group(out: list[str], ops: list[tuple[str, int]], pos: int) -> None:
-    while ops and ops[-1][0] != "(":
-        out.append(ops.pop()[0])
-    if not ops:
-        raise IllegalExpression(f'unmatched ")" at {pos}')
-    ops.pop()
 
 
 def is_literal(token: str) -> bool:

@@ -7,48 +7,20 @@ a face card. The variant of a problem is its rule, and the rule is stated in the
 Two defects of the reference code are deliberately not copied: it scores with float ``eval`` (so
 ``8/(3-8/3)`` misses 24) and counts a space as illegal. Here arithmetic is exact (``arith``) and
 whitespace is allowed anywhere.
+
+A problem's hand lives in the generic ``Problem.extra`` (keys ``cards``, ``values``, ``target``), so
+``Problem`` stays task-neutral; ``cards_of``, ``values_of`` and ``target_of`` read it back typed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections import Counter
 from collections.abc import Sequence
 
-from reweightlab.tasks.arith import (
-    MAX_EXPR_CHARS,
-    WHITESPACE,
-    IllegalExpression,
-    canonical,
-    evaluate,
-    evaluate_rpn,
-    is_literal,
-    parse,
-    random_expression,
-    solvable,
-    solve,
-)
 from reweightlab.tasks.base import SPLITS, Problem, Verdict
-
-__all__ = [
-    "FACES",
-    "OTHER_RULE",
-    "RANKS",
-    "RULE_TEXT",
-    "GeneralPoints",
-    "canonical",
-    "card_values",
-    "evaluate",
-    "expression_prefix_feasible",
-    "hand_split",
-    "value_split",
-    "random_expression",
-    "render_prompt",
-    "solvable",
-    "solve",
-    "verify_expression",
-]
+from reweightlab.tasks.generalpoints.arith import canonical, solvable, solve
+from reweightlab.tasks.generalpoints.verify import REWARD_CORRECT, expression_prefix_feasible, verify_expression
 
 RANKS = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 FACES = frozenset({"J", "Q", "K"})
@@ -58,15 +30,6 @@ OTHER_RULE = {"id": "ood", "ood": "id"}
 RULE_TEXT = {"id": "JQK=10", "ood": "J=11 Q=12 K=13"}
 _FACE_VALUES = {"id": {"J": 10, "Q": 10, "K": 10}, "ood": {"J": 11, "Q": 12, "K": 13}}
 
-# The paper's reward table.
-REWARD_CORRECT = 5.0
-REWARD_WRONG_VALUE = -1.0
-REWARD_WRONG_NUMBERS = -2.0
-REWARD_ILLEGAL = -3.0
-
-# A card's number has at most 2 digits; a literal of more than 3 digits cannot be a card, so the
-# verifier never builds its integer.
-MAX_LITERAL_DIGITS = 3
 TEST_FRACTION = 0.2
 _DECK = tuple((rank, suit) for rank in RANKS for suit in range(4))  # 52 cards: at most 4 of a rank
 
@@ -123,111 +86,6 @@ def _deal(rng: random.Random, rule: str) -> tuple[str, ...]:
         cards = tuple(rank for rank, _suit in rng.sample(_DECK, 4))
         if rule != "ood" or any(card in FACES for card in cards):
             return cards
-
-
-def verify_expression(completion: str, values: Sequence[int], target: int) -> Verdict:
-    """Score ``completion`` against the card values (paper's table). Never raises.
-
-    +5 legal, each value used exactly once, equals target; -1 the same but another value (or a
-    division by zero); -2 legal but the numbers are not the cards, each once; -3 illegal.
-    """
-    try:
-        rpn = parse(completion)
-    except IllegalExpression as err:
-        return Verdict(REWARD_ILLEGAL, False, f"illegal: {err}")
-    literals = [tok for tok in rpn if is_literal(tok)]
-    too_long = [tok for tok in literals if len(tok) > MAX_LITERAL_DIGITS]
-    if too_long:
-        shown = too_long[0] if len(too_long[0]) <= 12 else too_long[0][:12] + "..."
-        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {shown}, which is not on the cards")
-    used = [int(tok) for tok in literals]
-    if sorted(used) != sorted(values):
-        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {used} but the cards are {list(values)}")
-    try:
-        value = evaluate_rpn(rpn)
-    except ZeroDivisionError:
-        return Verdict(REWARD_WRONG_VALUE, False, "division by zero")
-    if value != target:
-        return Verdict(REWARD_WRONG_VALUE, False, f"value {value}, not {target}")
-    return Verdict(REWARD_CORRECT, True, "correct")
-
-
-_DIGIT_CHARS = frozenset("0123456789")
-_WHITESPACE_CHARS = frozenset(WHITESPACE)
-
-
-def expression_prefix_feasible(prefix: str, values: Sequence[int], target: int) -> bool:
-    """False only if no string starting with ``prefix`` can verify as a success (+5); cheap, exact.
-
-    Replays ``arith.parse``'s grammar on the prefix (so an illegal character, an operator or ')'
-    where an operand must come, a number right after an operand, or a ')' with no open '(' ends it),
-    and spends the cards as a multiset on each completed literal (a maximal digit run followed by a
-    non-digit; '08' counts as 8, as in ``verify_expression``). The trailing digit run may still grow,
-    so it only has to be the start of some remaining card's literal. Once every card is spent, what
-    can follow is only whitespace and the ')' that close open groups, so the value is fixed and must
-    equal the target. Used by the probe's verifier-guided search to prune its beam.
-    """
-    if len(prefix.strip(WHITESPACE)) > MAX_EXPR_CHARS:
-        return False
-    remaining = Counter(values)
-    depth, expect_operand, i, n = 0, True, 0, len(prefix)
-    while i < n:
-        ch = prefix[i]
-        if ch in _DIGIT_CHARS:
-            if not expect_operand:
-                return False
-            j = i
-            while j < n and prefix[j] in _DIGIT_CHARS:
-                j += 1
-            if j == n:  # the literal may still grow
-                return _open_literal_feasible(prefix, prefix[i:], remaining, depth, target)
-            literal = prefix[i:j]
-            if len(literal) > MAX_LITERAL_DIGITS or remaining[int(literal)] == 0:
-                return False
-            remaining[int(literal)] -= 1
-            i, expect_operand = j, False
-            continue
-        if ch == "(" and expect_operand:
-            depth += 1
-        elif ch == ")" and not expect_operand and depth > 0:
-            depth -= 1
-        elif ch in "+-*/" and not expect_operand:
-            expect_operand = True
-        elif ch not in _WHITESPACE_CHARS:
-            return False
-        i += 1
-    if remaining.total() == 0:
-        # An operand is still due but no card is left; or the expression is complete up to ')'s.
-        return not expect_operand and _closed_value_is(prefix, depth, target)
-    return True
-
-
-def _open_literal_feasible(prefix: str, run: str, remaining: Counter, depth: int, target: int) -> bool:
-    """Whether the trailing digit ``run`` can grow into a remaining card's literal (leading zeros
-    allowed up to ``MAX_LITERAL_DIGITS`` digits), and, if it already is the last card, whether the
-    value that the expression is then bound to equals the target."""
-    if len(run) > MAX_LITERAL_DIGITS:
-        return False
-    stripped = run.lstrip("0")
-    possible = [
-        v for v, count in remaining.items()
-        if count > 0 and str(v).startswith(stripped) and len(run) - len(stripped) + len(str(v)) <= MAX_LITERAL_DIGITS
-    ]
-    if stripped == "" and 0 in remaining and remaining[0] > 0:
-        possible.append(0)  # a run of zeros is already the literal 0
-    if not possible:
-        return False
-    # If the run already reads as the only card left, more digits would change its value (except
-    # zeros after a zero run, which keep it 0), so the expression's value is fixed from here.
-    if remaining.total() == 1 and int(run) in remaining and remaining[int(run)] > 0:
-        return _closed_value_is(prefix, depth, target)
-    return True
-
-
-def _closed_value_is(prefix: str, depth: int, target: int) -> bool:
-    """The value of ``prefix`` once its ``depth`` open groups are closed equals ``target``."""
-    value = evaluate(prefix + ")" * depth)
-    return value is not None and value == target
 
 
 class GeneralPoints:
@@ -299,19 +157,17 @@ class GeneralPoints:
             prompt=render_prompt(cards, variant, self.target),
             variant=variant,
             split=split,
-            cards=cards,
-            values=card_values(cards, variant),
-            target=self.target,
+            extra={"cards": cards, "values": card_values(cards, variant), "target": self.target},
         )
 
     def verify(self, problem: Problem, completion: str) -> Verdict:
         """Score a completion for ``problem`` (see ``verify_expression``). Never raises."""
-        return verify_expression(completion, problem.values, problem.target)
+        return verify_expression(completion, values_of(problem), target_of(problem))
 
     def prefix_feasible(self, problem: Problem, prefix: str) -> bool:
         """False only if no completion starting with ``prefix`` can be a success (see
-        ``expression_prefix_feasible``); the optional partial verifier of the Task protocol."""
-        return expression_prefix_feasible(prefix, problem.values, problem.target)
+        ``expression_prefix_feasible``); the Task protocol's optional partial verifier."""
+        return expression_prefix_feasible(prefix, values_of(problem), target_of(problem))
 
     def solution_key(self, problem: Problem, completion: str) -> str:
         """The canonical form of a successful completion: ``3*8`` and ``(8*3)`` are one solution, and
@@ -320,4 +176,21 @@ class GeneralPoints:
 
     def solutions(self, problem: Problem) -> list[str]:
         """Every correct completion, canonical and sorted (``solve``)."""
-        return solve(problem.values, problem.target)
+        return solve(values_of(problem), target_of(problem))
+
+
+# A hand is stored in Problem.extra; the defaults are what the old typed fields held for a problem of
+# another task, so reading a foreign problem behaves as it always did.
+def cards_of(problem: Problem) -> tuple[str, ...]:
+    """The cards of a GeneralPoints problem, in dealt order."""
+    return problem.get("cards", ())
+
+
+def values_of(problem: Problem) -> tuple[int, ...]:
+    """The card numbers of a GeneralPoints problem under its rule, in the cards' order."""
+    return problem.get("values", ())
+
+
+def target_of(problem: Problem) -> int:
+    """The number a GeneralPoints problem's expression must equal."""
+    return problem.get("target", 0)

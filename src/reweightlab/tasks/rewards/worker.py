@@ -1,227 +1,28 @@
-"""Reward functions: plain Python callables, named by a spec string, run in isolation.
+"""Running a user's reward function in isolation, with a time limit (``RewardRunner``).
 
-The signature (TRL's convention)::
+User code may raise, hang or crash. It runs in a worker process started with ``spawn`` (``fork`` is
+unsafe once torch has started its threads, and spawn works the same on Linux and macOS); a call
+that raises is retried one sample at a time so that only the failing samples score ``on_error``; a
+call that exceeds the time limit kills the worker (a thread cannot be killed), scores its samples
+``on_error``, and the next call starts a fresh worker. The worker loads the function from its spec,
+so nothing is pickled but the data. A callable passed directly (not by spec) runs in the worker if
+it pickles, else in a thread: a hung thread is abandoned, not killed, which is why specs are the
+documented path.
 
-    def reward(prompts: list[str], completions: list[str], **columns: list) -> list[float]
-
-``prompts`` are the texts fed to the model (chat template applied), ``completions`` the texts it
-produced, and every other field of the rows (``answer``, ``solution``, your own) arrives as a
-keyword argument holding one value per completion. A function without ``**kwargs`` receives only
-the columns it names. It returns one finite number per completion.
-
-A spec names a function:
-
-- ``package.module:function``, importable from the current folder or the Python path;
-- ``path/to/file.py:function``;
-- a built-in: ``exact_match``, ``numeric_match`` or ``numeric_match:TOL`` (default 1e-6),
-  ``regex`` (pattern from each row's ``pattern`` field) or ``regex:PATTERN``, ``math_verify``
-  (needs ``pip install 'reweightlab[math]'``). Built-ins score 1.0 or 0.0 against the row's
-  ``answer`` (else ``solution``) field.
-
-Isolation (``RewardRunner``): user code may raise, hang or crash. It runs in a worker process
-started with ``spawn`` (``fork`` is unsafe once torch has started its threads, and spawn works the
-same on Linux and macOS); a call that raises is retried one sample at a time so that only the
-failing samples score ``on_error``; a call that exceeds the time limit kills the worker (a thread
-cannot be killed), scores its samples ``on_error``, and the next call starts a fresh worker. The
-worker loads the function from its spec, so nothing is pickled but the data. A callable passed
-directly (not by spec) runs in the worker if it pickles, else in a thread: a hung thread is
-abandoned, not killed, which is why specs are the documented path.
+Its output must be one finite number per completion: ``check_reward_output`` enforces that on the
+first batch that returns (a bug in the function); later bad values score ``on_error``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 import math
 import multiprocessing as mp
 import numbers
 import pickle
-import re
-import sys
 import threading
-from collections.abc import Callable
-from pathlib import Path
 
-RewardFn = Callable[..., list]
-BUILTINS = ("exact_match", "numeric_match", "regex", "math_verify")
-
-
-class RewardError(ValueError):
-    """A reward function that cannot be used as given (bad spec, bad output on the first batch)."""
-
-
-# ---- built-ins ------------------------------------------------------------------------------
-def _references(columns: dict, n: int, name: str) -> list:
-    for key in ("answer", "solution"):
-        if key in columns:
-            return list(columns[key])
-    raise RewardError(f"reward '{name}' compares with each row's 'answer' (or 'solution') field; the rows have neither")
-
-
-def exact_match(prompts, completions, **columns) -> list[float]:
-    """1.0 when the completion, stripped of surrounding whitespace, equals the reference exactly."""
-    refs = _references(columns, len(completions), "exact_match")
-    return [float(c.strip() == str(r).strip()) for c, r in zip(completions, refs, strict=True)]
-
-
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def last_number(text: str) -> float | None:
-    """The last decimal number in the text (thousands separators removed), or None."""
-    found = _NUMBER.findall(text.replace(",", ""))
-    return float(found[-1]) if found else None
-
-
-def numeric_match(tol: float = 1e-6) -> RewardFn:
-    """1.0 when the completion's last number is within ``tol`` (absolute or relative) of the reference."""
-
-    def reward(prompts, completions, **columns) -> list[float]:
-        refs = _references(columns, len(completions), "numeric_match")
-        out = []
-        for c, r in zip(completions, refs, strict=True):
-            got, want = last_number(c), last_number(str(r))
-            close = got is not None and want is not None and math.isclose(got, want, rel_tol=tol, abs_tol=tol)
-            out.append(float(close))
-        return out
-
-    return reward
-
-
-def regex(pattern: str | None = None) -> RewardFn:
-    """1.0 when the whole completion (stripped) matches the pattern: the spec's, else the row's ``pattern``."""
-    fixed = re.compile(pattern, re.DOTALL) if pattern else None
-
-    def reward(prompts, completions, **columns) -> list[float]:
-        if fixed is None and "pattern" not in columns:
-            raise RewardError("reward 'regex' needs a pattern: 'regex:PATTERN', or a 'pattern' field in each row")
-        pats = [fixed] * len(completions) if fixed else [re.compile(p, re.DOTALL) for p in columns["pattern"]]
-        return [float(p.fullmatch(c.strip()) is not None) for p, c in zip(pats, completions, strict=True)]
-
-    return reward
-
-
-def math_verify(prompts, completions, **columns) -> list[float]:
-    """1.0 when `math-verify` finds the completion's answer mathematically equal to the reference."""
-    from math_verify import parse, verify
-
-    refs = _references(columns, len(completions), "math_verify")
-    return [float(verify(parse(str(r)), parse(c))) for c, r in zip(completions, refs, strict=True)]
-
-
-def _builtin(name: str, arg: str) -> RewardFn:
-    if name == "exact_match" or name == "math_verify":
-        if arg:
-            raise RewardError(f"reward '{name}' takes no argument, got '{name}:{arg}'")
-        if name == "math_verify" and importlib.util.find_spec("math_verify") is None:
-            raise RewardError("reward 'math_verify' needs the math-verify package: pip install 'reweightlab[math]'")
-        return exact_match if name == "exact_match" else math_verify
-    if name == "numeric_match":
-        try:
-            tol = float(arg) if arg else 1e-6
-        except ValueError:
-            raise RewardError(f"reward 'numeric_match:{arg}': the tolerance must be a number") from None
-        if not tol >= 0:
-            raise RewardError(f"reward 'numeric_match:{arg}': the tolerance must be >= 0")
-        return numeric_match(tol)
-    try:
-        return regex(arg or None)
-    except re.error as exc:
-        raise RewardError(f"reward 'regex:{arg}': not a valid regular expression ({exc})") from None
-
-
-# ---- loading a spec -------------------------------------------------------------------------
-def _import_module(name: str, spec: str):
-    if name.endswith(".py") or "/" in name or "\\" in name:
-        path = Path(name).expanduser().resolve()
-        if not path.is_file():
-            raise RewardError(f"reward '{spec}': file {path} does not exist")
-        mod_name = f"_reweightlab_reward_{abs(hash(str(path)))}"
-        if mod_name in sys.modules:
-            return sys.modules[mod_name]
-        file_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(file_spec)
-        sys.modules[mod_name] = module  # before exec: dataclasses and pickling look the module up
-        try:
-            file_spec.loader.exec_module(module)
-        except Exception as exc:
-            del sys.modules[mod_name]
-            raise RewardError(f"reward '{spec}': importing {path} failed: {type(exc).__name__}: {exc}") from exc
-        return module
-    # The console script's sys.path[0] is its own folder, not the current one: a module next to the
-    # user's config must still import.
-    cwd = str(Path.cwd())
-    added = cwd not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and name.startswith(exc.name):
-            raise RewardError(
-                f"reward '{spec}': no module named '{name}' (nor a built-in: {', '.join(BUILTINS)})"
-            ) from None
-        raise RewardError(f"reward '{spec}': importing '{name}' failed: {exc}") from exc
-    except Exception as exc:
-        raise RewardError(f"reward '{spec}': importing '{name}' failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        if added:
-            sys.path.remove(cwd)
-
-
-def load_reward(spec: str) -> RewardFn:
-    """The callable a spec names (module docstring), checked to accept (prompts, completions, ...)."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise RewardError(f"reward spec must be 'module:function', 'path.py:function' or a built-in, got {spec!r}")
-    head, _, arg = spec.partition(":")
-    if head in BUILTINS:
-        return _builtin(head, arg)
-    module_name, sep, fn_name = spec.rpartition(":")
-    if not sep or not module_name or not fn_name:
-        raise RewardError(
-            f"reward '{spec}': expected 'module:function', 'path/to/file.py:function' or a built-in "
-            f"({', '.join(BUILTINS)})"
-        )
-    module = _import_module(module_name, spec)
-    fn = getattr(module, fn_name, None)
-    if fn is None:
-        raise RewardError(f"reward '{spec}': module '{module_name}' has no attribute '{fn_name}'")
-    check_signature(fn, spec)
-    return fn
-
-
-def check_signature(fn, spec: str) -> None:
-    if not callable(fn):
-        raise RewardError(f"reward '{spec}' is not callable")
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return  # builtins without a signature: the first batch will tell
-    params = list(sig.parameters.values())
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    # the other parameters are filled from the row's fields by name
-    if len(positional) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in params):
-        raise RewardError(
-            f"reward '{spec}' must accept (prompts, completions, **columns); its signature is {sig}"
-        ) from None
-
-
-def _accepted(fn, columns: dict) -> dict:
-    """All columns for a function with **kwargs, else only those it names."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return columns
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return columns
-    names = {p.name for p in params}
-    return {k: v for k, v in columns.items() if k in names}
-
-
-def call_reward(fn, prompts: list[str], completions: list[str], columns: dict):
-    """The function's raw output (checked by the caller)."""
-    return fn(list(prompts), list(completions), **_accepted(fn, columns))
+from reweightlab.tasks.rewards.builtins import RewardError
+from reweightlab.tasks.rewards.loading import absolute_spec, call_reward, check_signature, load_reward
 
 
 def _plain(out):
@@ -252,7 +53,7 @@ def check_reward_output(out, n: int, name: str) -> list[float]:
     return [float(v) for v in out]
 
 
-# ---- the worker process ---------------------------------------------------------------------
+
 def _worker_main(conn, source: tuple[str, object]) -> None:
     """Load the function, say 'ready', then answer calls until told to stop (None)."""
     kind, payload = source
@@ -287,7 +88,7 @@ class RewardRunner:
         if isinstance(fn_or_spec, str):
             self.name = fn_or_spec
             self._fn = load_reward(fn_or_spec)  # errors in the spec surface here, in the caller
-            self._source = ("spec", _absolute_spec(fn_or_spec))
+            self._source = ("spec", absolute_spec(fn_or_spec))
         else:
             self.name = getattr(fn_or_spec, "__name__", repr(fn_or_spec))
             check_signature(fn_or_spec, self.name)
@@ -440,12 +241,3 @@ class RewardRunner:
             self._conn.close()
         self._proc = self._conn = None
 
-
-def _absolute_spec(spec: str) -> str:
-    """File paths made absolute, so the worker finds the file whatever its working folder."""
-    if spec.partition(":")[0] in BUILTINS:
-        return spec
-    module, sep, fn = spec.rpartition(":")
-    if sep and (module.endswith(".py") or "/" in module):
-        return f"{Path(module).expanduser().resolve()}:{fn}"
-    return spec

@@ -1,0 +1,118 @@
+"""GeneralPoints' verifier and its partial form, the prefix check; both read ``arith``'s one grammar.
+
+``verify_expression`` scores a whole completion with the paper's reward table. The prefix check
+(``expression_prefix_feasible``) answers, for a completion still being written, whether any way of
+finishing it can score +5: the probe's verifier-guided search prunes its beam with it. It walks the
+prefix with ``arith.scan``, the tokenizer and grammar that ``arith.parse`` uses, so a grammar rule
+is written once and the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from reweightlab.tasks.base import Verdict
+from reweightlab.tasks.generalpoints.arith import (
+    IllegalExpression,
+    evaluate,
+    evaluate_rpn,
+    is_literal,
+    parse,
+    scan,
+)
+
+# The paper's reward table.
+REWARD_CORRECT = 5.0
+REWARD_WRONG_VALUE = -1.0
+REWARD_WRONG_NUMBERS = -2.0
+REWARD_ILLEGAL = -3.0
+
+# A card's number has at most 2 digits; a literal of more than 3 digits cannot be a card, so the
+# verifier never builds its integer.
+MAX_LITERAL_DIGITS = 3
+
+
+def verify_expression(completion: str, values: Sequence[int], target: int) -> Verdict:
+    """Score ``completion`` against the card values (paper's table). Never raises.
+
+    +5 legal, each value used exactly once, equals target; -1 the same but another value (or a
+    division by zero); -2 legal but the numbers are not the cards, each once; -3 illegal.
+    """
+    try:
+        rpn = parse(completion)
+    except IllegalExpression as err:
+        return Verdict(REWARD_ILLEGAL, False, f"illegal: {err}")
+    literals = [tok for tok in rpn if is_literal(tok)]
+    too_long = [tok for tok in literals if len(tok) > MAX_LITERAL_DIGITS]
+    if too_long:
+        shown = too_long[0] if len(too_long[0]) <= 12 else too_long[0][:12] + "..."
+        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {shown}, which is not on the cards")
+    used = [int(tok) for tok in literals]
+    if sorted(used) != sorted(values):
+        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {used} but the cards are {list(values)}")
+    try:
+        value = evaluate_rpn(rpn)
+    except ZeroDivisionError:
+        return Verdict(REWARD_WRONG_VALUE, False, "division by zero")
+    if value != target:
+        return Verdict(REWARD_WRONG_VALUE, False, f"value {value}, not {target}")
+    return Verdict(REWARD_CORRECT, True, "correct")
+
+
+def expression_prefix_feasible(prefix: str, values: Sequence[int], target: int) -> bool:
+    """False only if no string starting with ``prefix`` can verify as a success (+5); cheap, exact.
+
+    The prefix must scan (``arith.scan``: the grammar of ``arith.parse``, so an illegal character,
+    an operator or ')' where an operand must come, a number right after an operand, or a ')' with no
+    open '(' ends it), and each completed literal (a digit run followed by something else; '08'
+    counts as 8, as in ``verify_expression``) spends a card of the multiset. The trailing digit run
+    may still grow, so it only has to be the start of some remaining card's literal. Once every card
+    is spent, what can follow is only whitespace and the ')' that close open groups, so the value is
+    fixed and must equal the target.
+    """
+    try:
+        scanned = scan(prefix)  # also rejects a prefix over MAX_EXPR_CHARS, as parse would the whole
+    except IllegalExpression:
+        return False
+    remaining = Counter(values)
+    for pos, tok in scanned.tokens:
+        if not is_literal(tok):
+            continue
+        if pos + len(tok) == len(prefix):  # the last token ends the prefix: the literal may still grow
+            return _open_literal_feasible(prefix, tok, remaining, scanned.depth, target)
+        if len(tok) > MAX_LITERAL_DIGITS or remaining[int(tok)] == 0:
+            return False
+        remaining[int(tok)] -= 1
+    if remaining.total() == 0:
+        # An operand is still due but no card is left; or the expression is complete up to ')'s.
+        return not scanned.expect_operand and _closed_value_is(prefix, scanned.depth, target)
+    return True
+
+
+def _open_literal_feasible(prefix: str, run: str, remaining: Counter, depth: int, target: int) -> bool:
+    """Whether the trailing digit ``run`` can grow into a remaining card's literal (leading zeros
+    allowed up to ``MAX_LITERAL_DIGITS`` digits), and, if it already is the last card, whether the
+    value that the expression is then bound to equals the target."""
+    if len(run) > MAX_LITERAL_DIGITS:
+        return False
+    stripped = run.lstrip("0")
+    possible = [
+        v for v, count in remaining.items()
+        if count > 0 and str(v).startswith(stripped) and len(run) - len(stripped) + len(str(v)) <= MAX_LITERAL_DIGITS
+    ]
+    if stripped == "" and 0 in remaining and remaining[0] > 0:
+        possible.append(0)  # a run of zeros is already the literal 0
+    if not possible:
+        return False
+    # If the run already reads as the only card left, more digits would change its value (except
+    # zeros after a zero run, which keep it 0), so the expression's value is fixed from here.
+    if remaining.total() == 1 and int(run) in remaining and remaining[int(run)] > 0:
+        return _closed_value_is(prefix, depth, target)
+    return True
+
+
+def _closed_value_is(prefix: str, depth: int, target: int) -> bool:
+    """The value of ``prefix`` once its ``depth`` open groups are closed equals ``target``."""
+    value = evaluate(prefix + ")" * depth)
+    return value is not None and value == target
