@@ -5,6 +5,8 @@ with ``setting(default, help)``; enumerated values are ``Literal`` types (or ``c
 allowed values are data, such as the registered methods). From that one description come:
   - a config file (YAML or TOML) and ``key.sub=value`` overrides, merged in that order;
   - command-line flags (``--num-prompts 64``), generated with their help and defaults;
+  - optional sections (``search: SearchBudget | None``): ``null`` in a file, or a generated
+    ``--no-<key>`` flag, turns the whole section off;
   - ``describe`` (key, default, help) for ``--help-config`` and the docs;
   - the checks of types and choices. Every problem is a ``ConfigError``: one line naming the key
     (and, for a file, the file) and what is allowed. Nothing is half-applied.
@@ -28,11 +30,14 @@ class ConfigError(ValueError):
 
 
 def setting(default, help: str, *, choices: tuple | None = None, flag: str | None = None,
-            repeat: bool = False, needs: str | None = None, why: str = "") -> Any:
-    """A documented field. ``flag``: its command-line name when not ``--<key-with-dashes>``;
-    ``repeat``: a tuple field given as a repeated flag (``--trained A --trained B``); ``needs``: the
-    key without which setting this one does nothing (``unmet_needs`` reports it; ``why`` explains)."""
-    meta = {"help": help, "choices": choices, "flag": flag, "repeat": repeat, "needs": needs, "why": why}
+            repeat: bool = False, needs: str | None = None, why: str = "", metavar: str | None = None) -> Any:
+    """A documented field. ``flag``: its command-line name when not ``--<key-with-dashes>`` (for an
+    optional section, the name of the flag that turns it off, ``--no-<key>`` by default); ``repeat``: a
+    tuple field given as a repeated flag (``--trained A --trained B``); ``needs``: the key without which
+    setting this one does nothing (``unmet_needs`` reports it; ``why`` explains); ``metavar``: the
+    value's name in ``--help`` (the key in capitals by default)."""
+    meta = {"help": help, "choices": choices, "flag": flag, "repeat": repeat, "needs": needs, "why": why,
+            "metavar": metavar}
     if dataclasses.is_dataclass(default) and not isinstance(default, type):
         return field(default_factory=lambda: default, metadata=meta)
     if isinstance(default, (list, dict)):
@@ -57,6 +62,15 @@ def _optional_inner(tp):
         if len(args) == 1 and len(typing.get_args(tp)) == 2:
             return args[0]
         raise ConfigError(f"unsupported field type {tp}")
+    return None
+
+
+def optional_section(tp):
+    """The section class of a ``Section | None`` field; None for any other type."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and dataclasses.is_dataclass(args[0]):
+            return args[0]
     return None
 
 
@@ -116,10 +130,14 @@ def build(cls, raw: dict, prefix: str = ""):
         if key not in fields:
             raise ConfigError(f"unknown config key '{full}'; allowed: {', '.join(fields)}")
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        section = optional_section(tp)
+        if section is not None and value is None:  # an optional section turned off
+            kwargs[key] = None
+        elif dataclasses.is_dataclass(tp) or section is not None:
             if not isinstance(value, dict):
-                raise ConfigError(f"config key '{full}': expected a section (mapping), got {value!r}")
-            kwargs[key] = build(tp, value, full + ".")
+                off = " or null (off)" if section is not None else ""
+                raise ConfigError(f"config key '{full}': expected a section (mapping){off}, got {value!r}")
+            kwargs[key] = build(section or tp, value, full + ".")
         else:
             kwargs[key] = coerce(value, tp, full, _choices(fields[key], tp))
     try:
@@ -145,6 +163,8 @@ def _set_dotted(d: dict, key: str, value: Any) -> None:
     node = d
     for p in parts[:-1]:
         nxt = node.setdefault(p, {})
+        if nxt is None:  # a section the same source turned off: off wins (``--no-search --search-beams 4``)
+            return
         if not isinstance(nxt, dict):
             raise ConfigError(f"config key '{key}': '{p}' is not a section")
         node = nxt
@@ -208,18 +228,31 @@ def load(cls, path: str | Path | None = None, overrides=(), flags: dict | None =
 
 
 def _leaves(cls, prefix: str = ""):
-    """(dotted key, field, type) of every non-section field, sections first-to-last."""
+    """(dotted key, field, type) of every non-section field, sections first-to-last. An optional
+    section is a leaf too (its value can be None), followed by its own fields."""
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints[f.name]
+        section = optional_section(tp)
         if dataclasses.is_dataclass(tp):
             yield from _leaves(tp, f"{prefix}{f.name}.")
+        elif section is not None:
+            yield f"{prefix}{f.name}", f, tp
+            yield from _leaves(section, f"{prefix}{f.name}.")
         else:
             yield f"{prefix}{f.name}", f, tp
 
 
 def _default_of(cls, key: str):
-    return value_at(cls(), key)
+    """The default of ``key``; under an optional section that is off by default, its class's default."""
+    obj = cls()
+    *sections, name = key.split(".")
+    for part in sections:
+        tp = _hints(type(obj))[part]
+        obj = getattr(obj, part)
+        if obj is None:
+            obj = optional_section(tp)()
+    return getattr(obj, name)
 
 
 def describe(cls) -> list[tuple[str, str, str]]:
@@ -230,6 +263,10 @@ def describe(cls) -> list[tuple[str, str, str]]:
         choices = _choices(f, tp)
         if choices:
             help_ += f" [{'|'.join(map(str, choices))}]"
+        if optional_section(tp) is not None:
+            default = "null" if _default_of(cls, key) is None else "on"
+            rows.append((key, default, help_ + " (a section; null turns it off)"))
+            continue
         rows.append((key, repr(_default_of(cls, key)), help_))
     return rows
 
@@ -271,17 +308,23 @@ def add_flags(parser: argparse.ArgumentParser, cls, *, skip: tuple[str, ...] = (
         choices = _choices(f, tp)
         name = flag_name(key, f)
         kw: dict[str, Any] = {"dest": key, "default": argparse.SUPPRESS}
-        if tp is bool:
+        if optional_section(tp) is not None:  # one flag turns the section off; its fields get their own
+            name = f.metadata.get("flag") or name.replace("--", "--no-", 1)
+            kw.update(action="store_const", const=None)
+            help_ = f"turn off {key}: {help_}"
+        elif tp is bool:
             kw.update(action="store_const", const=not default)
             help_ += " (default: off)" if not default else ""
         else:
-            kw.update(metavar=key.rsplit(".", 1)[-1].upper())
+            kw.update(metavar=f.metadata.get("metavar") or key.rsplit(".", 1)[-1].upper())
             if f.metadata.get("repeat"):
                 kw.update(action="append")
             if choices:
                 help_ += f" [{'|'.join(map(str, choices))}]"
             if default not in ((), None, ""):
                 help_ += f" (default: {','.join(map(str, default)) if isinstance(default, tuple) else default})"
+        if f.metadata.get("flag") and optional_section(tp) is None:  # say the key a config file uses
+            help_ += f" [key {key}]"
         parser.add_argument(name, help=help_, **kw)
 
 
