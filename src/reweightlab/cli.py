@@ -68,55 +68,10 @@ def _demo_keys() -> str:
         f"  {k:<30} {d:<10} {h}" for k, d, h in rows)
 
 
-def _number_list(kind, example: str):
-    """An argparse type: comma-separated numbers of ``kind`` (int or float), at least one."""
-    what = "integers" if kind is int else "numbers"
-
-    def parse(text: str) -> tuple:
-        try:
-            xs = tuple(kind(x) for x in text.split(",") if x.strip())
-        except ValueError:
-            msg = f"expected comma-separated {what} such as {example}; got {text!r}"
-            raise argparse.ArgumentTypeError(msg) from None
-        if not xs:
-            raise argparse.ArgumentTypeError("the list is empty")
-        return xs
-
-    return parse
-
-
-_ks = _number_list(int, "1,2,4,8")
-_floats = _number_list(float, "0.1,1,3")
-
-
 def _cmd_probe(args) -> None:
-    from datetime import datetime
-    from pathlib import Path
+    from reweightlab.probe.command import probe_from_cli
 
-    from reweightlab.probe.command import parse_trained, run_probe
-    from reweightlab.probe.regimes import RegimeThresholds
-    from reweightlab.probe.search import SearchBudget
-    from reweightlab.probe.study import ProbeError, ProbeSettings
-
-    try:
-        thresholds = RegimeThresholds(theta_basin=args.theta_basin, budget_K=args.budget_k, delta=args.delta,
-                                      floor=args.floor)
-        search = None if args.no_search else SearchBudget(beam_width=args.search_beams, expand_top=args.search_expand,
-                                                          max_new_tokens=args.max_new_tokens)
-    except ValueError as exc:
-        raise ProbeError(str(exc)) from None
-    settings = ProbeSettings(
-        task=args.task, reward=args.reward, reward_timeout=args.reward_timeout,
-        success_threshold=args.success_threshold, chat_template=args.chat_template, variant=args.split,
-        prompt_split=args.prompts,
-        num_prompts=args.num_prompts, n=args.n,
-        ks=args.k or (), thresholds=thresholds, estimator=args.estimator, search=search, beta=args.beta,
-        betas=tuple(args.betas) if args.betas is not None else ProbeSettings.betas,
-        max_new_tokens=args.max_new_tokens, seed=args.seed, keep_per_prompt=min(args.keep, args.n),
-        keep_samples=args.keep_samples, chunk_sequences=args.chunk, bootstrap=args.bootstrap, device=args.device,
-    )
-    out = Path(args.out) if args.out else Path("runs") / f"probe-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    run_probe(args.base, parse_trained(args.trained), settings, out, progress=not args.no_progress)
+    probe_from_cli(args)
 
 
 def _cmd_report(args) -> None:
@@ -158,57 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     de.set_defaults(func=_cmd_demo)
 
     pr = sub.add_parser("probe", help="what did post-training do? pass@k, regimes, elicitation vs creation, "
-                                      "KL to the base, free-energy gap; writes probe.json + probe_prompts.jsonl")
-    pr.add_argument("--base", required=True, help="the base model folder (any Hugging Face causal LM)")
-    pr.add_argument("--trained", action="append", default=[], metavar="[LABEL=]PATH",
-                    help="a trained model folder; repeat for several")
-    pr.add_argument("--task", default="generalpoints", help="a registered task name, or a .jsonl/.parquet data file")
-    pr.add_argument("--reward", default=None, metavar="SPEC",
-                    help="with a data file task: module:function, file.py:function or a built-in "
-                         "(exact_match, numeric_match[:TOL], regex[:PATTERN], math_verify)")
-    pr.add_argument("--reward-timeout", type=float, default=30.0, help="seconds a reward call may take")
-    pr.add_argument("--success-threshold", type=float, default=1.0,
-                    help="with a data file task: a sample succeeds when its reward >= this")
-    pr.add_argument("--chat-template", default="auto", choices=("auto", "always"),
-                    help="with a data file task: template conversations only (auto, TRL's convention) or "
-                         "prompt/completion strings too (always)")
-    pr.add_argument("--split", default="id", help="the task variant (GeneralPoints: id or ood rule)")
-    pr.add_argument("--prompts", default="test", choices=("test", "train", "both"),
-                    help="held-out (test) prompts, prompts seen in training (train), or half of each (both: every "
-                         "model's pass@1 and each gain reported on the two halves apart)")
-    pr.add_argument("--num-prompts", type=int, default=100,
-                    help="prompts probed (GeneralPoints test hands are distinct value multisets: at most 125 ID, "
-                         "174 OOD)")
-    pr.add_argument("--n", type=int, default=256, help="samples per prompt (temperature 1)")
-    pr.add_argument("--k", type=_ks, default=None, help="pass@k at these k, e.g. 1,2,4,8 (default: powers of 2 to n)")
-    pr.add_argument("--budget-k", type=int, default=256,
-                    help="regime budget K, at most n (p_budget = ln(1/delta)/K): the base's regimes come from K "
-                         "samples of their own seed, a trained model's from the first K of its n samples")
-    pr.add_argument("--estimator", default="sampling", choices=("sampling", "likelihood"),
-                    help="whose regimes split the gains: sampled successes in K samples, or p_known (tasks that "
-                         "list their solutions)")
-    pr.add_argument("--theta-basin", type=float, default=0.1, help="p(x) from which a prompt is basin")
-    pr.add_argument("--delta", type=float, default=0.05, help="miss probability allowed at p_budget")
-    pr.add_argument("--floor", type=float, default=1e-12,
-                    help="a singularity is 'improbable' if a known solution has likelihood above this, "
-                         "else 'unreachable'")
-    pr.add_argument("--beta", type=float, default=1.0, help="free-energy temperature of the headline figures")
-    pr.add_argument("--betas", type=_floats, default=None, metavar="B1,B2,...",
-                    help="further temperatures of the free-energy sweep (default 0.1,0.3,3; each trained model's "
-                         "training kl_beta is added)")
-    pr.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the prompts per interval")
-    pr.add_argument("--keep-samples", action="store_true",
-                    help="write every sampled completion (text, reward, reason, sampler log-prob) to samples/*.jsonl")
-    pr.add_argument("--no-search", action="store_true", help="skip the verifier-guided search")
-    pr.add_argument("--search-beams", type=int, default=32, help="search: prefixes kept per prompt")
-    pr.add_argument("--search-expand", type=int, default=8, help="search: next tokens tried per prefix")
-    pr.add_argument("--max-new-tokens", type=int, default=24)
-    pr.add_argument("--keep", type=int, default=16, help="samples per prompt kept for the KL and free-energy estimates")
-    pr.add_argument("--chunk", type=int, default=8192, help="sample at most this many sequences at once")
-    pr.add_argument("--seed", type=int, default=0)
-    pr.add_argument("--device", default="cpu")
-    pr.add_argument("--out", help="output folder (default runs/probe-<time>)")
-    pr.add_argument("--no-progress", action="store_true")
+                                      "KL to the base, free-energy gap; writes probe.json + probe_prompts.jsonl",
+                        description="Settings come from --config FILE, then KEY=VALUE overrides, then the flags "
+                                    "below (each flag is a config key; its help and default follow).")
+    from reweightlab.probe.command import add_probe_arguments
+
+    add_probe_arguments(pr)  # every flag generated from ProbeSettings' fields (reweightlab.config)
     pr.set_defaults(func=_cmd_probe)
 
     rp = sub.add_parser("report", help="one self-contained HTML page (table, pass@k, training curves, regime "

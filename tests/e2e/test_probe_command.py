@@ -236,3 +236,55 @@ def test_training_beta_is_read_from_the_run_folder(tmp_path):
     assert training_beta(run / "final") is None
     (run / "config.json").write_text("{not json")
     assert training_beta(run / "final") is None and training_beta(tmp_path / "elsewhere") is None
+
+
+def test_config_file_and_overrides_probe_as_the_flags_do(tiny_model_dir, trained_dir, probe_out, tmp_path):
+    """The fixture's flags, written as a YAML file plus key=value overrides: the same samples, the same rows."""
+    out = tmp_path / "from-config"
+    path = tmp_path / "probe.yaml"
+    path.write_text(f"base: {tiny_model_dir}\ntrained: [{trained_dir}]\ntask: digits\nvariant: id\nnum_prompts: 6\n"
+                    f"n: 16\nks: [1, 2, 4, 32]\nthresholds:\n  budget_K: 32\nmax_new_tokens: 6\nkeep_per_prompt: 4\n"
+                    "search:\n  beam_width: 2\n  expand_top: 2\nprogress: false\n")
+    assert main(["probe", "--config", str(path), "--out", str(out), "n=32"]) == 0  # the override beats the file
+    summary, rows = probe_out
+    mine = json.loads((out / "probe.json").read_text())
+    assert mine["settings"] == summary["settings"] and mine["settings"]["search"]["max_new_tokens"] == 6
+    assert [json.loads(line) for line in (out / "probe_prompts.jsonl").read_text().splitlines()] == rows
+
+
+def test_help_lists_every_setting_with_its_help_and_default(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["probe", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for fragment in ("--budget-k K regime budget K, at most n", "(default: 256) [key thresholds.budget_K]",
+                     "--no-search turn off search", "--search-beams", "--config FILE", "KEY=VALUE",
+                     "--betas B1,B2,... further temperatures of the free-energy sweep", "(default: 0.1,0.3,3.0)"):
+        assert fragment in text, fragment
+
+
+@pytest.mark.parametrize(
+    "extra, expect",
+    [
+        (["--n", "many"], "error: config key 'n': expected an integer, got 'many'"),
+        (["thresholds.theta_basin=2"], "error: config section 'thresholds': need 0 < p_budget < theta_basin <= 1"),
+        (["--estimator", "exact"], "error: config key 'estimator': 'exact' is not one of sampling, likelihood"),
+        (["budget_k=3"], "error: unknown config key 'budget_k'"),
+    ],
+)
+def test_bad_value_is_one_line_naming_the_key(extra, expect, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["probe", "--base", str(tiny_model_dir), "--out", str(out), *ARGS, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(expect), err
+    assert not out.exists()
+
+
+def test_bad_config_file_and_missing_base_are_one_line(tmp_path, capsys):
+    path = tmp_path / "probe.toml"
+    path.write_text('task = "digits"\nn = "lots"\n')
+    assert main(["probe", "--config", str(path), "--base", "B"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: config key 'n': expected an integer, got 'lots' (in {path})"]
+    assert main(["probe", "--task", "digits"]) == 2
+    assert "config key 'base'" in capsys.readouterr().err

@@ -137,7 +137,7 @@ def test_shipped_gap_matches_the_exact_gap_and_its_parts(models):
     assert (tol_P < 0.5 * exact_gap).all(), "the tolerance must be tight enough to tell the gap from 0"
     assert ((gap_P - exact_gap).abs() < tol_P).all()
 
-    fe = out["free_energy"][f"{BETA:g}"]
+    fe = out.free_energy[f"{BETA:g}"]
     assert fe["gap"]["value"] == pytest.approx(float(gap_P.mean()), abs=1e-12)
     assert fe["between"]["value"] + fe["within"]["value"] == pytest.approx(fe["gap"]["value"], abs=1e-9)
     assert abs(fe["between"]["value"] - float(between.mean())) < float(tol_P.mean())
@@ -160,10 +160,10 @@ def test_success_mass_from_the_likelihood_not_from_few_samples(models):
     classes = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
     rewards_PN = torch.zeros(3, 8)  # 8 samples, none a success (what a small budget gives)
     rewards_PN[:, 0] = 0.5
-    naive = gap_from_classes(classes, class_log_masses(rewards_PN, classes, 1.0), None, None, beta)["F_star"]
+    naive = gap_from_classes(classes, class_log_masses(rewards_PN, classes, 1.0), None, None, beta).F_star_P
     with_mass = gap_from_classes(classes, class_log_masses(rewards_PN, classes, 1.0, p_seven), None, None, beta)
-    err_naive, err = (naive - exact_F_star).abs(), (with_mass["F_star"] - exact_F_star).abs()
-    print(f"exact {exact_F_star.tolist()}\nnaive {naive.tolist()}\nwith p_known {with_mass['F_star'].tolist()}")
+    err_naive, err = (naive - exact_F_star).abs(), (with_mass.F_star_P - exact_F_star).abs()
+    print(f"exact {exact_F_star.tolist()}\nnaive {naive.tolist()}\nwith p_known {with_mass.F_star_P.tolist()}")
     assert (err_naive > 0.1).all() and (err < err_naive / 4).all()
 
 
@@ -189,9 +189,9 @@ def test_parts_add_up_and_the_base_has_no_within_part():
     kl_seq = torch.tensor([1.3, 0.9], dtype=torch.float64)
     for beta in (0.1, 1.0, 3.0):
         g = gap_from_classes(classes, log_b, T, kl_seq, beta)
-        torch.testing.assert_close(g["between"] + g["within"], g["gap"], atol=1e-12, rtol=0)
-        torch.testing.assert_close(g["F"] - g["F_star"], g["gap"], atol=1e-12, rtol=0)
+        torch.testing.assert_close(g.between_P + g.within_P, g.gap_P, atol=1e-12, rtol=0)
+        torch.testing.assert_close(g.F_P - g.F_star_P, g.gap_P, atol=1e-12, rtol=0)
         base = gap_from_classes(classes, log_b, None, None, beta)
-        assert (base["within"] == 0).all() and (base["gap"] >= 0).all()
+        assert (base.within_P == 0).all() and (base.gap_P >= 0).all()
         # the within part does not depend on beta
-        torch.testing.assert_close(g["within"] / beta, gap_from_classes(classes, log_b, T, kl_seq, 1.0)["within"])
+        torch.testing.assert_close(g.within_P / beta, gap_from_classes(classes, log_b, T, kl_seq, 1.0).within_P)

@@ -1,23 +1,27 @@
-"""Load the models, run the probe (study.py) for every one, write probe.json + probe_prompts.jsonl, print a table."""
+"""`reweightlab probe`: its settings (flags, --config FILE, key=value), load the models, run the probe
+(study.py) for every one, write probe.json + probe_prompts.jsonl (outputs.py), print a table."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from reweightlab.probe.study import (
-    PROBE_VERSION,
-    ProbeError,
-    ProbeSettings,
+from reweightlab.config import ConfigError, add_flags, describe, flag_values, load, setting
+from reweightlab.probe.outputs import (
+    ProbeSummary,
     SampleWriter,
+    SplitFigures,
+    as_json,
     model_summary,
-    probe_model,
     prompt_rows,
     write_outputs,
 )
+from reweightlab.probe.study import PROBE_VERSION, PROMPT_SPLITS, ProbeError, ProbeSettings, probe_model
 from reweightlab.tasks.hooks import use_tokenizer
 
 
@@ -44,6 +48,56 @@ def parse_trained(specs: list[str]) -> dict[str, str]:
             raise ProbeError(f"--trained: the label {label!r} is used twice (name models with LABEL=PATH)")
         out[label] = path
     return out
+
+
+@dataclass(frozen=True)
+class ProbeCommand(ProbeSettings):
+    """The probe command's settings: which models, where to write, and every ProbeSettings key. One flat
+    namespace, so a config file reads ``base: DIR``, ``n: 64``, ``thresholds: {budget_K: 64}``, ``search: null``."""
+
+    base: str = setting("", "the base model folder (any Hugging Face causal LM); required", metavar="DIR")
+    trained: tuple[str, ...] = setting((), "a trained model folder, PATH or LABEL=PATH; repeat for several",
+                                       repeat=True, metavar="[LABEL=]PATH")
+    out: str = setting("", "output folder (default runs/probe-<time>)", metavar="DIR")
+    progress: bool = setting(True, "progress bars on stderr (the flag turns them off)", flag="--no-progress")
+
+
+def add_probe_arguments(parser) -> None:
+    """``reweightlab probe``'s arguments: every ProbeCommand field as a flag (help and default from the
+    field), ``--config FILE`` and trailing ``key=value`` overrides."""
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="settings by key, e.g. n=64 thresholds.budget_K=64 search=null (after --config, "
+                             "before the flags)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="a YAML or TOML file of settings by key (base, trained, n, thresholds: {budget_K}, ...)")
+    measure = [key for key, _, _ in describe(ProbeSettings)]
+    add_flags(parser.add_argument_group("models and output"), ProbeCommand, skip=tuple(measure))
+    add_flags(parser.add_argument_group("what is measured, and with which budgets"), ProbeSettings)
+
+
+def probe_settings(cmd: ProbeCommand, user_keys: set[str]) -> ProbeSettings:
+    """The ProbeSettings of a command, with the two rules the flags have always had: the search is as long
+    as the samples (max_new_tokens) unless search.max_new_tokens is set, and keep_per_prompt is cut to n."""
+    search = cmd.search
+    if search is not None and "search.max_new_tokens" not in user_keys:
+        try:
+            search = dataclasses.replace(search, max_new_tokens=cmd.max_new_tokens)
+        except ValueError as exc:
+            raise ConfigError(f"config key 'max_new_tokens': {exc}") from None
+    values = {f.name: getattr(cmd, f.name) for f in dataclasses.fields(ProbeSettings)}
+    return ProbeSettings(**values | {"search": search, "keep_per_prompt": min(cmd.keep_per_prompt, cmd.n)})
+
+
+def probe_from_cli(args) -> dict:
+    """Run the probe that a parsed command line asks for: file < key=value overrides < flags."""
+    from datetime import datetime
+
+    cmd, user_keys = load(ProbeCommand, args.config, args.overrides, flag_values(args, ProbeCommand))
+    if not cmd.base:
+        raise ConfigError("config key 'base': the base model folder is required (--base DIR)")
+    out = Path(cmd.out) if cmd.out else Path("runs") / f"probe-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    return run_probe(cmd.base, parse_trained(list(cmd.trained)), probe_settings(cmd, user_keys), out,
+                     progress=cmd.progress)
 
 
 def _load(base: str, trained: dict[str, str], device: str):
@@ -82,7 +136,7 @@ def _check_task(settings: ProbeSettings):
     variants = getattr(task, "variants", None)
     if variants is not None and settings.variant not in variants:
         raise ProbeError(f"task {settings.task!r} has no variant {settings.variant!r}; it has {list(variants)}")
-    if settings.prompt_split not in ("train", "test", "both"):
+    if settings.prompt_split not in PROMPT_SPLITS:
         raise ProbeError(f"prompt split must be 'train', 'test' or 'both', got {settings.prompt_split!r}")
     return task
 
@@ -105,7 +159,7 @@ def _problems(task, settings: ProbeSettings) -> list:
         raise ProbeError(str(exc)) from None
 
 
-def by_split(problems, probes: dict, settings: ProbeSettings) -> dict | None:
+def by_split(problems, probes: dict, settings: ProbeSettings) -> dict[str, SplitFigures] | None:
     """With seen and held-out prompts mixed, every model's pass@1 and each comparison's Δpass@1 and its
     elicitation / creation split, on each part apart (intervals over that part's prompts)."""
     from reweightlab.probe.compare import gain_split
@@ -119,12 +173,13 @@ def by_split(problems, probes: dict, settings: ProbeSettings) -> dict | None:
         idx = torch.tensor([i for i, p in enumerate(problems) if p.split == split])
         rs = Resamples(len(idx), settings.bootstrap, seed=settings.seed)
         base = probes["base"]
-        part = {"prompts": len(idx), "seen_in_training": split == "train",
-                "pass1": {label: rs.mean(m.samples.p_P[idx]) for label, m in probes.items()}}
         regimes = [base.regimes_of(settings.estimator)[i] for i in idx.tolist()]
-        part["vs_base"] = {label: gain_split(regimes, (m.samples.p_P - base.samples.p_P)[idx], rs)
-                           for label, m in probes.items() if label != "base"}
-        out["seen" if split == "train" else "unseen"] = part
+        out["seen" if split == "train" else "unseen"] = SplitFigures(
+            prompts=len(idx), seen_in_training=split == "train",
+            pass1={label: rs.mean(m.samples.p_P[idx]) for label, m in probes.items()},
+            vs_base={label: gain_split(regimes, (m.samples.p_P - base.samples.p_P)[idx], rs)
+                     for label, m in probes.items() if label != "base"},
+        )
     return out
 
 
@@ -174,17 +229,18 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
         if writer is not None:
             writer.abort()
         raise
-    summary["seconds"] = round(time.perf_counter() - t_start, 1)
-    if writer is not None:
-        summary["samples_files"] = [str(p.relative_to(out_dir)) for p in writer.finish()]
+    files = None if writer is None else [str(p.relative_to(out_dir)) for p in writer.finish()]
+    summary = dataclasses.replace(summary, seconds=round(time.perf_counter() - t_start, 1), samples_files=files)
     write_outputs(out_dir, summary, rows)
-    log(format_probe_table(summary))
+    written = as_json(summary)
+    log(format_probe_table(written))
     log(f"wrote {out_dir / 'probe.json'} and {out_dir / 'probe_prompts.jsonl'}")
-    return summary
+    return written
 
 
-def _summarise(base, trained, settings, task, problems, models, probes, betas, train_betas):
-    """probe.json's content and the per-prompt rows from the per-model probes."""
+def _summarise(base, trained, settings, task, problems, models, probes, betas,
+               train_betas) -> tuple[ProbeSummary, list]:
+    """probe.json's content (but the total time) and the per-prompt rows, from the per-model probes."""
     from reweightlab.probe.compare import compare, gap_figures
     from reweightlab.probe.gap import reward_classes
     from reweightlab.probe.intervals import Resamples
@@ -193,26 +249,25 @@ def _summarise(base, trained, settings, task, problems, models, probes, betas, t
     success = float(getattr(task, "success_score", 1.0))
     per_model = {label: model_summary(m, settings) for label, m in probes.items()}
     rs = Resamples(len(problems), settings.bootstrap, seed=settings.seed)
-    per_model["base"]["free_energy"], base_gaps = gap_figures(probes["base"], None, None, betas, success, rs,
-                                                              classes_C)
+    base_fe, base_gaps = gap_figures(probes["base"], None, None, betas, success, rs, classes_C)
+    per_model["base"] = dataclasses.replace(per_model["base"], free_energy=base_fe)
     gaps = {"base": base_gaps[settings.beta]}
     vs_base = {}
     for label in trained:
-        vs_base[label], gaps[label] = compare(models[label], models["base"], probes["base"], probes[label], settings,
-                                              betas=betas, success_score=success, classes_C=classes_C)
-        vs_base[label]["training_beta"] = train_betas[label]
-    summary = {
-        "version": PROBE_VERSION, "task": settings.task, "variant": settings.variant,
-        "prompt_split": settings.prompt_split,
-        "prompts_seen_in_training": {"train": True, "test": False, "both": "half"}[settings.prompt_split],
-        "num_prompts": len(problems), "estimator": settings.estimator,
-        "independence": (f"base regimes from {settings.thresholds.budget_K} samples per prompt of their own seed; "
-                         f"pass@k and gains from the n = {settings.n} samples (other seeds); a trained model's "
-                         "regimes from the first K of its n samples; every model samples with its own seed"),
-        "betas": betas, "reward_classes": classes_C.tolist(),
-        "settings": settings.to_dict(), "models": {"base": str(base)} | {k: str(v) for k, v in trained.items()},
-        "per_model": per_model, "vs_base": vs_base, "by_split": by_split(problems, probes, settings),
-    }
+        versus, gaps[label] = compare(models[label], models["base"], probes["base"], probes[label], settings,
+                                      betas=betas, success_score=success, classes_C=classes_C)
+        vs_base[label] = dataclasses.replace(versus, training_beta=train_betas[label])
+    summary = ProbeSummary(
+        version=PROBE_VERSION, task=settings.task, variant=settings.variant, prompt_split=settings.prompt_split,
+        prompts_seen_in_training={"train": True, "test": False, "both": "half"}[settings.prompt_split],
+        num_prompts=len(problems), estimator=settings.estimator,
+        independence=(f"base regimes from {settings.thresholds.budget_K} samples per prompt of their own seed; "
+                      f"pass@k and gains from the n = {settings.n} samples (other seeds); a trained model's "
+                      "regimes from the first K of its n samples; every model samples with its own seed"),
+        betas=betas, reward_classes=classes_C.tolist(), settings=settings.to_dict(),
+        models={"base": str(base)} | {k: str(v) for k, v in trained.items()},
+        per_model=per_model, vs_base=vs_base, by_split=by_split(problems, probes, settings),
+    )
     return summary, prompt_rows(problems, probes, gaps, settings.estimator)
 
 

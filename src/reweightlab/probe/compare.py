@@ -15,6 +15,8 @@ One set of bootstrap resamples of the prompts serves every figure of a compariso
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from reweightlab.math.passk import pass_at_k
@@ -26,6 +28,35 @@ from reweightlab.probe.passk_stats import crossover_k
 from reweightlab.probe.regimes import REGIMES
 from reweightlab.probe.study import ModelProbe, ProbeSettings
 from reweightlab.probe.support import diversity_P, prompt_support_counts, solution_support_counts, support_figures
+
+
+@dataclass(frozen=True)
+class DiversityChange:
+    """Trained minus base, per prompt, with intervals: distinct correct solutions and their entropy."""
+
+    delta_distinct_solutions: dict
+    delta_solution_entropy: dict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A trained model against its base (probe.json ``vs_base[label]``); each figure an interval
+    ``{"value", "ci95"}`` or a table of them, keyed by k, regime, count name or beta."""
+
+    delta_pass_at_k: dict[str, dict]
+    crossover_k: dict
+    transitions: dict[str, dict[str, int]]
+    """Base regime -> trained regime -> prompts."""
+    pass1_gain: dict
+    """``gain_split``: the total, its elicitation and creation parts, per base regime."""
+    support_prompts: dict
+    support_solutions: dict
+    diversity: DiversityChange
+    distance: dict
+    base_loglik_of_successes: dict
+    free_energy: dict[str, dict]
+    training_beta: float | None = None
+    """The trained model's RL kl_beta, read from its run folder (None: offline, or no KL penalty)."""
 
 
 def _passk_PK(m: ModelProbe, ks: list[int]) -> torch.Tensor:
@@ -115,13 +146,13 @@ def gap_figures(base: ModelProbe, trained: ModelProbe | None, kl_seq_P, betas: l
     out, gaps = {}, {}
     for beta in betas:
         g = free_energy_gap(classes_C, log_base_PC, T_PC, kl_seq_P, beta)
-        row = {"gap": rs.mean(g["gap"]), "between": rs.mean(g["between"]), "within": rs.mean(g["within"]),
-               "F": float(g["F"].mean()), "F_star": float(g["F_star"].mean())}
+        row = {"gap": rs.mean(g.gap_P), "between": rs.mean(g.between_P), "within": rs.mean(g.within_P),
+               "F": float(g.F_P.mean()), "F_star": float(g.F_star_P.mean())}
         if trained is not None:
             g0 = free_energy_gap(classes_C, log_base_PC, None, None, beta)
-            row["gap_minus_base"] = rs.mean(g["gap"] - g0["gap"])
+            row["gap_minus_base"] = rs.mean(g.gap_P - g0.gap_P)
         out[_beta_key(beta)] = row
-        gaps[beta] = g["gap"]
+        gaps[beta] = g.gap_P
     return out, gaps
 
 
@@ -130,7 +161,7 @@ def _beta_key(beta: float) -> str:
 
 
 def compare(trained_model, base_model, base: ModelProbe, trained: ModelProbe, settings: ProbeSettings, *,
-            betas: list[float], success_score: float, classes_C: torch.Tensor) -> tuple[dict, torch.Tensor]:
+            betas: list[float], success_score: float, classes_C: torch.Tensor) -> tuple[Comparison, torch.Tensor]:
     """Every figure of T against B (module docstring); and T's per-prompt gap at the headline beta."""
     ks = settings.resolved_ks()
     P = len(base.c_K_P)
@@ -138,21 +169,19 @@ def compare(trained_model, base_model, base: ModelProbe, trained: ModelProbe, se
     est = settings.estimator
     delta, kstar = passk_differences(base, trained, ks, rs)
     gain_P = trained.samples.p_P - base.samples.p_P
-    support = support_figures(prompt_support_counts(base.reached[est], trained.reached[est]), rs)
+    support = support_figures(prompt_support_counts(base.under(est).reached_P, trained.under(est).reached_P), rs)
     sol_support = support_figures(solution_support_counts(base.solutions_K, trained.solutions_K), rs)
     (db, eb), (dt, et) = diversity_P(base.samples.solutions()), diversity_P(trained.samples.solutions())
     dist, kl_seq_P, logp_base_N = distances(trained_model, base_model, base, trained, rs, settings.device)
     fe, gaps = gap_figures(base, trained, kl_seq_P, betas, success_score, rs, classes_C)
-    out = {
-        "delta_pass_at_k": delta,
-        "crossover_k": kstar,
-        "transitions": transition_matrix(base.regimes_of(est), trained.regimes_of(est)),
-        "pass1_gain": gain_split(base.regimes_of(est), gain_P, rs),
-        "support_prompts": support,
-        "support_solutions": sol_support,
-        "diversity": {"delta_distinct_solutions": rs.mean(dt - db), "delta_solution_entropy": rs.mean(et - eb)},
-        "distance": dist,
-        "base_loglik_of_successes": base_loglik_of_successes(base_model, trained.samples.kept, logp_base_N=logp_base_N),
-        "free_energy": fe,
-    }
+    out = Comparison(
+        delta_pass_at_k=delta, crossover_k=kstar,
+        transitions=transition_matrix(base.regimes_of(est), trained.regimes_of(est)),
+        pass1_gain=gain_split(base.regimes_of(est), gain_P, rs),
+        support_prompts=support, support_solutions=sol_support,
+        diversity=DiversityChange(delta_distinct_solutions=rs.mean(dt - db), delta_solution_entropy=rs.mean(et - eb)),
+        distance=dist,
+        base_loglik_of_successes=base_loglik_of_successes(base_model, trained.samples.kept, logp_base_N=logp_base_N),
+        free_energy=fe,
+    )
     return out, gaps[settings.beta]

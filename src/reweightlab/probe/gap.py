@@ -37,9 +37,23 @@ the within part reads slightly below 0 by that much, not exactly 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 PSEUDO_COUNT = 0.5
+
+
+@dataclass(frozen=True)
+class FreeEnergyGap:
+    """Per prompt (float64, P), in units of F: F_beta[T], F*, their gap, and its two parts (beta times a KL)."""
+
+    F_P: torch.Tensor
+    F_star_P: torch.Tensor
+    gap_P: torch.Tensor
+    """F_P - F_star_P = between_P + within_P."""
+    between_P: torch.Tensor
+    within_P: torch.Tensor
 
 
 def reward_classes(*rewards: torch.Tensor) -> torch.Tensor:
@@ -73,9 +87,8 @@ def _kl_rows(p_PC: torch.Tensor, logq_PC: torch.Tensor) -> torch.Tensor:
 def free_energy_gap(
     classes_C: torch.Tensor, log_base_PC: torch.Tensor, trained_PC: torch.Tensor | None, kl_seq_P: torch.Tensor | None,
     beta: float,
-) -> dict[str, torch.Tensor]:
-    """Per prompt (float64, P): ``F``, ``F_star``, ``gap = F - F_star`` and its ``between`` + ``within``
-    parts (both in units of F: beta times the KL). ``trained_PC``/``kl_seq_P`` None: the base itself."""
+) -> FreeEnergyGap:
+    """The gap of T per prompt and its parts (``FreeEnergyGap``). ``trained_PC``/``kl_seq_P`` None: the base itself."""
     if not beta > 0:
         raise ValueError(f"beta must be > 0, got {beta}")
     r_C = classes_C.double()
@@ -89,4 +102,5 @@ def free_energy_gap(
     between_P = _kl_rows(trained_PC, log_opt_PC)
     F_P = -(trained_PC * r_C).sum(1) + beta * kl_seq_P.double()
     F_star_P = -beta * log_z_P
-    return {"F": F_P, "F_star": F_star_P, "gap": F_P - F_star_P, "between": beta * between_P, "within": beta * within_P}
+    return FreeEnergyGap(F_P=F_P, F_star_P=F_star_P, gap_P=F_P - F_star_P, between_P=beta * between_P,
+                         within_P=beta * within_P)

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
+from reweightlab.config import setting
+
 REGIMES = ("basin", "tail", "barrier", "singularity")
 SINGULARITY_KINDS = ("improbable", "unreachable", "unknown")
 
@@ -32,14 +34,15 @@ SINGULARITY_KINDS = ("improbable", "unreachable", "unknown")
 class RegimeThresholds:
     """Named settings of the regime classifier."""
 
-    theta_basin: float = 0.1
-    """Success probability from which a prompt counts as basin."""
-    budget_K: int = 256
-    """Sampling budget K: how many samples per prompt a practitioner would draw."""
-    delta: float = 0.05
-    """Allowed probability that K samples miss a prompt whose p is exactly p_budget."""
-    floor: float = 1e-12
-    """Likelihood below which a known solution counts as unreachable (a singularity's kind)."""
+    theta_basin: float = setting(0.1, "p(x) from which a prompt is basin", flag="--theta-basin")
+    budget_K: int = setting(
+        256, "regime budget K, at most n (p_budget = ln(1/delta)/K): the base's regimes come from K samples of "
+        "their own seed, a trained model's from the first K of its n samples", flag="--budget-k", metavar="K",
+    )
+    delta: float = setting(0.05, "miss probability allowed at p_budget (K samples miss p = p_budget this often)",
+                           flag="--delta")
+    floor: float = setting(1e-12, "a singularity is 'improbable' if a known solution has likelihood above this, "
+                                  "else 'unreachable'", flag="--floor")
 
     def __post_init__(self) -> None:
         if not 0.0 < self.delta < 1.0:

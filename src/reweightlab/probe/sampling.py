@@ -79,6 +79,46 @@ def chunk_plan(num_prompts: int, n: int, chunk_sequences: int) -> tuple[int, int
 Record = Callable[[list[int], list[str], list[float], list[str], list[float]], None]
 
 
+class _Tally:
+    """What ``sample_counts`` keeps of each chunk (module docstring): every sample's reward and success, each
+    success's solution key (and whether it is a listed solution token for token), the token count, and the
+    first ``keep_per_prompt`` sequences of each prompt."""
+
+    def __init__(self, P: int, n: int, keep_per_prompt: int, listed: list[set[str]] | None) -> None:
+        self.rewards_PN = torch.empty(P, n, dtype=torch.float32)
+        self.success_PN = torch.empty(P, n, dtype=torch.bool)
+        self.keys_P: list[list[str | None]] = [[None] * n for _ in range(P)]
+        self.unlisted_PN = None if listed is None else torch.zeros(P, n, dtype=torch.bool)
+        self.listed, self.keep_per_prompt = listed, keep_per_prompt
+        self.kept, self.tokens = [], 0
+
+    def add(self, scored, task, tokenizer, part, p0: int, g0: int, G: int) -> None:
+        """One chunk: prompts ``p0 ..`` (``part``), their samples ``g0 .. g0 + G``."""
+        self.rewards_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.rewards_PG
+        self.success_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.success_PG.bool()
+        # only successes get a key: one task call per success, none per failure
+        wins = torch.nonzero(scored.success_PG.flatten()).flatten().tolist()
+        ids = scored.rollout.completions_as_lists() if wins and self.listed is not None else None
+        for i in wins:
+            q, g = divmod(i, G)
+            text = scored.texts[i]
+            self.keys_P[p0 + q][g0 + g] = solution_key(task, part[q], text)
+            if ids is not None:
+                exact = text in self.listed[p0 + q] and ids[i] == _as_listed(tokenizer, text)
+                self.unlisted_PN[p0 + q, g0 + g] = not exact
+        self.tokens += int(scored.rollout.completion_mask_NT.sum())
+        if g0 == 0 and self.keep_per_prompt:  # the first samples of each prompt: sequence n = p * G + g
+            index = (torch.arange(len(part))[:, None] * G + torch.arange(self.keep_per_prompt)[None, :]).flatten()
+            self.kept.append(scored.store.select(index))
+
+
+def _hand_out(record: Record, scored, p0: int, num_prompts: int, G: int) -> None:
+    """Every sample of one chunk to the ``record`` callback (--keep-samples)."""
+    logp_N = scored.store.logp_sampler_NT.double().sum(1).tolist()
+    record([p0 + i // G for i in range(num_prompts * G)], scored.texts, scored.rewards_PG.flatten().tolist(),
+           scored.reasons, logp_N)
+
+
 def sample_counts(
     model, tokenizer, task, problems, *, n: int, keep_per_prompt: int, max_new_tokens: int, seed: int,
     chunk_sequences: int = 8192, max_batch_sequences: int = 512, progress: bool = False, desc: str = "sampling",
@@ -103,11 +143,7 @@ def sample_counts(
         model, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
         max_batch_sequences=max_batch_sequences,
     )
-    rewards_PN = torch.empty(P, n, dtype=torch.float32)
-    success_PN = torch.empty(P, n, dtype=torch.bool)
-    keys_P: list[list[str | None]] = [[None] * n for _ in range(P)]
-    unlisted_PN = None if listed is None else torch.zeros(P, n, dtype=torch.bool)
-    kept, tokens, chunk = [], 0, 0
+    tally, chunk = _Tally(P, n, keep_per_prompt, listed), 0
     t0 = time.perf_counter()
     with tqdm(total=P * n, desc=desc, unit="seq", disable=not progress, leave=False) as bar:
         for p0 in range(0, P, prompts_per_chunk):
@@ -119,30 +155,13 @@ def sample_counts(
                     seed=seed + _SEED_STRIDE * chunk,
                 )
                 chunk += 1
-                rewards_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.rewards_PG
-                success_PN[p0 : p0 + len(part), g0 : g0 + G] = scored.success_PG.bool()
-                # only successes get a key: one task call per success, none per failure
-                wins = torch.nonzero(scored.success_PG.flatten()).flatten().tolist()
-                ids = scored.rollout.completions_as_lists() if wins and listed is not None else None
-                for i in wins:
-                    q, g = divmod(i, G)
-                    text = scored.texts[i]
-                    keys_P[p0 + q][g0 + g] = solution_key(task, part[q], text)
-                    if ids is not None:
-                        exact = text in listed[p0 + q] and ids[i] == _as_listed(tokenizer, text)
-                        unlisted_PN[p0 + q, g0 + g] = not exact
-                tokens += int(scored.rollout.completion_mask_NT.sum())
+                tally.add(scored, task, tokenizer, part, p0, g0, G)
                 if record is not None:
-                    logp_N = scored.store.logp_sampler_NT.double().sum(1).tolist()
-                    record([p0 + i // G for i in range(len(part) * G)], scored.texts,
-                           scored.rewards_PG.flatten().tolist(), scored.reasons, logp_N)
-                if g0 == 0 and keep_per_prompt:  # the first samples of each prompt: sequence n = p * G + g
-                    index = (torch.arange(len(part))[:, None] * G + torch.arange(keep_per_prompt)[None, :]).flatten()
-                    kept.append(scored.store.select(index))
+                    _hand_out(record, scored, p0, len(part), G)
                 bar.update(len(part) * G)
     return SampledCounts(
-        n_P=torch.full((P,), n, dtype=torch.long), c_P=success_PN.sum(1).long(), rewards_PN=rewards_PN,
-        success_PN=success_PN, keys_P=keys_P, unlisted_PN=unlisted_PN,
-        kept=SequenceStore.concat(kept, tokenizer.pad_token_id) if kept else None, keep_per_prompt=keep_per_prompt,
-        completion_tokens=tokens, seconds=time.perf_counter() - t0, seed=seed,
+        n_P=torch.full((P,), n, dtype=torch.long), c_P=tally.success_PN.sum(1).long(), rewards_PN=tally.rewards_PN,
+        success_PN=tally.success_PN, keys_P=tally.keys_P, unlisted_PN=tally.unlisted_PN,
+        kept=SequenceStore.concat(tally.kept, tokenizer.pad_token_id) if tally.kept else None,
+        keep_per_prompt=keep_per_prompt, completion_tokens=tally.tokens, seconds=time.perf_counter() - t0, seed=seed,
     )

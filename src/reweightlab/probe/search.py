@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
+from reweightlab.config import setting
 from reweightlab.data.encoding import encode_prompts
 from reweightlab.models.forward import extend, left_pad, prefill
 from reweightlab.tasks.hooks import prefix_feasible
@@ -52,9 +53,11 @@ _Child = tuple[int, int, float, str]
 class SearchBudget:
     """How much search each prompt gets."""
 
-    beam_width: int = 32  # live prefixes kept per prompt after each step
-    expand_top: int = 8  # children considered per prefix: its most probable next tokens
-    max_new_tokens: int = 24  # candidate length cap (EOS included)
+    beam_width: int = setting(32, "search: live prefixes kept per prompt after each step", flag="--search-beams")
+    expand_top: int = setting(8, "search: children considered per prefix (its most probable next tokens)",
+                              flag="--search-expand")
+    max_new_tokens: int = setting(24, "search: candidate length cap, EOS included (the probe command: "
+                                      "max_new_tokens unless this is set)")
 
     def __post_init__(self) -> None:
         for name in ("beam_width", "expand_top", "max_new_tokens"):
