@@ -9,9 +9,10 @@ earlier copy untouched. Standard library only: every layer may use it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -59,3 +60,22 @@ def atomic_folder(dest: str | Path) -> Iterator[Path]:
     os.rename(tmp, dest)
     if old.exists():
         shutil.rmtree(old)
+
+
+def json_lines(path: str | Path, error: Callable[[int, str], Exception]) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSON-lines file.
+
+    A line that is not valid JSON, or not a JSON object, raises ``error(line_no, what)`` (the
+    caller's exception type and wording: a data file names rows, a report names lines).
+    """
+    with open(path, encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(line_no, f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise error(line_no, f"expected a JSON object, got {type(row).__name__}")
+            yield line_no, row

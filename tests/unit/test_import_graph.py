@@ -20,11 +20,12 @@ LAYERS = {
     "math": 0, "files": 0,
     "data": 1,
     "models": 2,
-    "tasks": 3, "rollout": 3, "algos": 3,
-    "config": 4,
-    "train": 5, "probe": 5, "control": 5,
-    "recipes": 6,
-    "cli": 7,
+    "tasks": 3, "algos": 3,
+    "rollout": 4,  # samples are verified by the task (rollout/scored.py)
+    "config": 5,
+    "train": 6, "probe": 6, "control": 6,
+    "recipes": 7,
+    "cli": 8,
 }
 REPORT_MAY_IMPORT = {"files"}
 

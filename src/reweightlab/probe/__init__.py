@@ -2,15 +2,19 @@
 
 evaluate      pass@k of a model on held-out prompts, per-prompt (n, c)
 passk_stats   pass@k curves, bootstrap intervals over prompts, the crossover k*
-likelihood    p_known: probability of the task's enumerated solutions (teacher-forced)
-regimes       basin / tail / barrier / singularity with named thresholds
-distance      exact per-token KL(trained || base), k1/k3 estimates, base likelihood of successes
-gap           free-energy gap F_beta[trained] - F* per prompt (standalone, samples both models)
+sampling      many samples per prompt in bounded chunks: counts, rewards, solution keys, a kept subset
+likelihood    p_known: probability of the task's enumerated solutions (teacher-forced, shared prefixes)
 search        verifier-guided beam search over a model's own distribution (barrier evidence)
-elicitation   regime transitions, pass@1 gain by base regime, support shrinkage, coverage
-sampling      many samples per prompt in bounded chunks: counts, rewards, a kept subset of sequences
-study         everything measured per model and per trained model against the base
-command       `reweightlab probe`: load, check, run study, write probe.json + probe_prompts.jsonl
+regimes       basin / tail / barrier / singularity with named thresholds, and the evidence behind each
+elicitation   regime transitions (elicitation vs creation labels)
+support       support change at the prompt and the solution level (P/E/S, SRR/NDR/SDS/NSCR), diversity
+distance      exact per-token KL both ways, k1/k3 estimates, base likelihood of successes
+gap           the free-energy gap F_beta - F* per prompt, between and within reward classes
+intervals     paired bootstrap resamples of prompts shared by every figure of a comparison
+compare       a trained model against the base: every difference with its interval
+study         the settings, and everything measured per model
+outputs       the typed rows and summary written to probe.json and probe_prompts.jsonl
+command       `reweightlab probe`: load, check, run the study, write the files
 """
 
 from reweightlab.probe.evaluate import PassKResult, default_ks, evaluate_passk

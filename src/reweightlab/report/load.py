@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reweightlab.files import json_lines
+
 VARIANTS = ("id", "ood")
 VARIANT_NAMES = {"id": "in distribution", "ood": "out of distribution"}
 SUPPORT_RATIOS = ("SRR", "NDR", "SDS", "NSCR")
@@ -145,14 +147,8 @@ def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         raise ReportError(f"{path} is missing (training metrics of this model)")
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ReportError(f"{path}, line {lineno}: not valid JSON: {exc}") from None
-        if not isinstance(row, dict) or "step" not in row:
+    for lineno, row in json_lines(path, lambda line_no, what: ReportError(f"{path}, line {line_no}: {what}")):
+        if "step" not in row:
             raise ReportError(f"{path}, line {lineno}: expected an object with a 'step'")
         rows.append(row)
     return rows

@@ -8,6 +8,7 @@ import torch
 
 from reweightlab.data.encoding import decode_completions, encode_prompts
 from reweightlab.data.store import SequenceStore
+from reweightlab.tasks import hooks
 
 
 @dataclass
@@ -35,11 +36,7 @@ def sample_and_score(
     )
     texts = decode_completions(tokenizer, rollout.completions_as_lists())
     idx = rollout.prompt_index_N.tolist()
-    batch_verify = getattr(task, "verify_batch", None)  # optional: one reward call per batch (user tasks)
-    if batch_verify is not None:
-        verdicts = batch_verify([problems[i] for i in idx], texts)
-    else:
-        verdicts = [task.verify(problems[i], t) for i, t in zip(idx, texts, strict=True)]
+    verdicts = hooks.verify_batch(task, [problems[i] for i in idx], texts)  # one reward call per batch
     rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
     success = torch.tensor([v.success for v in verdicts], dtype=torch.float32)
     store = SequenceStore.from_rollout(

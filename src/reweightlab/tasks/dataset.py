@@ -20,9 +20,10 @@ with `datasets`. Row numbers are 1-based; for JSONL they are line numbers.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
+
+from reweightlab.files import json_lines
 
 SCORE_FIELDS = ("reward", "score", "quality")
 TEXT_FIELDS = ("prompt", "completion", "messages")
@@ -47,18 +48,7 @@ def read_rows(path: str | Path) -> list[tuple[int, dict]]:
 
 
 def _read_jsonl(p: Path) -> list[tuple[int, dict]]:
-    rows = []
-    with p.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:row {line_no}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{p}:row {line_no}: expected a JSON object, got {type(row).__name__}")
-            rows.append((line_no, row))
+    rows = list(json_lines(p, lambda line_no, what: DataError(f"{p}:row {line_no}: {what}")))
     if not rows:
         raise DataError(f"data file {p} holds no rows")
     return rows
