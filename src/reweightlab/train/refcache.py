@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from reweightlab.data.store import SequenceStore, microbatches
+from reweightlab.files import atomic_file
 from reweightlab.models.forward import teacher_forced_logp
 
 CACHE_NAME = "ref_logp.safetensors"
@@ -73,8 +74,6 @@ def reference_logp(run_dir, store: SequenceStore, ref_model, *, sequences_per_mi
 
         logp_ref = gather_rows(dist, logp_ref)
     if write:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"logp_ref": logp_ref.contiguous()}, str(tmp), metadata={"fingerprint": key})
-        tmp.replace(path)  # atomic: a reader never sees half a file
+        with atomic_file(path) as tmp:  # a reader never sees half a file
+            save_file({"logp_ref": logp_ref.contiguous()}, str(tmp), metadata={"fingerprint": key})
     return logp_ref
