@@ -33,6 +33,8 @@ def test_yaml_and_toml_files_with_overrides(tmp_path):
         (["method=sft", "offline.iw_preset=llm"], "'offline.iw_preset' does nothing for method 'sft'"),
         (["method=grpo", "rl.clip_eps_low=0.1"], "does nothing with one epoch and one minibatch"),
         (["method=grpo", "rl.kl_estimator=k1"], "'rl.kl_estimator' does nothing with rl.kl_beta = 0"),
+        (["method=grpo", "rl.kl_beta=0.1", "rl.kl_estimator=k3"], "does nothing with rl.kl_mode = sequence"),
+        (["method=grpo", "rl.kl_beta=0.1", "rl.kl_mode=loss"], "'rl.kl_mode': 'loss' is not one of sequence"),
         (["method=rloo", "rl.samples_per_prompt=1"], "rloo needs at least 2"),
         (["method=sft_q"], "needs at least one threshold"),
         (["method=sft_q", "offline.quality_thresholds=[1,0]"], "strictly increasing"),
@@ -78,3 +80,18 @@ def test_config_is_frozen_and_serialises():
     keys = [k for k, _, _ in describe_fields()]
     assert "rl.kl_estimator" in keys and "optim.lr" in keys
     assert all(h for _, _, h in describe_fields())  # every field documents itself
+
+
+def test_config_json_says_what_beta_means():
+    """The default KL follows the sequence-level gradient; std scaling changes the beta in effect."""
+    import json
+
+    grpo = json.loads(config_from_dict({"method": "grpo", "rl": {"kl_beta": 0.05}}).to_json())["resolved"]
+    assert grpo["adv_std"] == "group" and grpo["kl"]["mode"] == "sequence"
+    assert grpo["kl"]["target"].startswith("pi_ref exp(r / beta) / Z")
+    assert "group's reward std" in grpo["kl"]["effective_beta"]
+    rloo = json.loads(config_from_dict({"method": "rloo", "rl": {"kl_beta": 0.05}}).to_json())["resolved"]
+    assert rloo["adv_std"] == "none" and rloo["kl"]["effective_beta"] == "kl_beta"
+    partial = config_from_dict({"method": "rloo", "rl": {"kl_beta": 0.05, "kl_mode": "per_token"}}).resolved()
+    assert "partial gradient" in partial["kl"]["target"]
+    assert config_from_dict({"method": "sft"}).resolved() == {"data_source": "solver"}

@@ -81,3 +81,17 @@ def test_exact_kl_zero_probability_and_bf16():
     kl.sum().backward()
     assert bool(torch.isfinite(zp.grad).all())
     assert exact_kl(zq.to(torch.bfloat16), zq.to(torch.bfloat16)).dtype == torch.float32
+
+
+def test_sequence_kl_loss_weighs_each_token_by_the_log_ratio_to_go():
+    """loss_bt = logp_bt * sg(sum_{t' >= t} m (logp - logp_ref)); zero off the mask; gradient = the weight."""
+    from reweightlab.math import sequence_kl_loss
+
+    logp = torch.tensor([[-0.5, -1.0, -0.2], [-0.3, -0.7, -9.0]], requires_grad=True)
+    ref = torch.tensor([[-0.7, -0.4, -0.2], [-0.1, -0.2, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    loss = sequence_kl_loss(logp, ref, mask)
+    to_go = torch.tensor([[0.2 - 0.6 + 0.0, -0.6 + 0.0, 0.0], [-0.2 - 0.5, -0.5, 0.0]])
+    torch.testing.assert_close(loss, logp.detach() * to_go, atol=1e-6, rtol=0)
+    loss.sum().backward()
+    torch.testing.assert_close(logp.grad, to_go, atol=1e-6, rtol=0)  # the to-go weight is detached

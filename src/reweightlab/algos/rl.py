@@ -13,6 +13,7 @@ from reweightlab.math import (
     group_advantages,
     kl_estimate,
     leave_one_out_advantages,
+    sequence_kl_loss,
 )
 
 
@@ -27,8 +28,9 @@ def _single_group_check(name):
 def kl_shaped_rewards(rewards_PG, logp_BT, logp_ref_BT, mask_BT, beta: float) -> torch.Tensor:
     """kl_mode=reward: r - beta * sum_t k1_t, detached (the classic RLHF reward shaping).
 
-    E_pi[sum_t k1] = KL(pi || pi_ref) per sequence, so maximising the shaped reward maximises
-    E[r] - beta * KL(pi || pi_ref), whose optimum is the Boltzmann target pi_ref * exp(r / beta) / Z.
+    E_pi[sum_t k1] = KL_seq(pi || pi_ref), so maximising the shaped reward maximises
+    E[r] - beta * KL_seq(pi || pi_ref), whose optimum is the Boltzmann target pi_ref * exp(r / beta) / Z,
+    with a REINFORCE or RLOO advantage; a per-group std scaling (GRPO) rescales the objective group by group.
     """
     k1_N = (kl_estimate(logp_BT, logp_ref_BT, "k1") * mask_BT).sum(1).detach()
     return rewards_PG - beta * k1_N.view_as(rewards_PG)
@@ -37,7 +39,11 @@ def kl_shaped_rewards(rewards_PG, logp_BT, logp_ref_BT, mask_BT, beta: float) ->
 def token_loss(logp_BT, mb, rl_cfg):
     """Per-token loss and the tensors the loop logs (clip fraction, KL value estimate).
 
-    The logged `kl` is k3 (unbiased, low variance, >= 0 per token) whatever estimator the loss uses.
+    The KL term by ``rl.kl_mode``: 'sequence' adds ``beta * sequence_kl_loss`` (expected gradient
+    grad KL_seq(pi || pi_ref): the optimum of E[r] - beta KL_seq is pi_ref exp(r/beta)/Z); 'per_token'
+    adds ``beta * k(logp, logp_ref)`` per token, a partial gradient of the sequence KL; 'reward' has
+    already folded it into the advantage. The logged `kl` is k3 (unbiased, >= 0 per token) whatever
+    the loss uses.
     """
     loss_BT, clipped_BT = clipped_surrogate(
         logp_BT, mb.logp_old_BT, mb.adv_B,
@@ -46,7 +52,9 @@ def token_loss(logp_BT, mb, rl_cfg):
     kl_value_BT = None
     if mb.logp_ref_BT is not None:
         kl_value_BT = kl_estimate(logp_BT.detach(), mb.logp_ref_BT, "k3")
-        if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "loss":
+        if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "sequence":
+            loss_BT = loss_BT + rl_cfg.kl_beta * sequence_kl_loss(logp_BT, mb.logp_ref_BT, mb.mask_BT)
+        elif rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "per_token":
             loss_BT = loss_BT + rl_cfg.kl_beta * kl_estimate(logp_BT, mb.logp_ref_BT, rl_cfg.kl_estimator)
     return loss_BT, clipped_BT, kl_value_BT
 

@@ -10,7 +10,7 @@ from .freeenergy import (
     optimal_free_energy,
     optimal_free_energy_from_samples,
 )
-from .kl import KL_ESTIMATORS, exact_kl, kl_estimate
+from .kl import KL_ESTIMATORS, exact_kl, kl_estimate, sequence_kl_loss
 from .logprobs import token_entropy, token_logprobs
 from .objectives import clipped_surrogate, weighted_nll
 from .passk import mean_pass_at_k, pass_at_k
@@ -63,6 +63,7 @@ __all__ = [
     "reduce_loss",
     "rwr_weights",
     "scale_to_count",
+    "sequence_kl_loss",
     "threshold_weights",
     "token_entropy",
     "token_logprobs",

@@ -10,13 +10,23 @@ tokens ``y ~ pi`` estimating ``KL(pi || pi_ref)``, with ``log_r = logp_ref - log
 The direction matters: with ``log_r = logp - logp_ref`` instead (a published bug) ``E_pi[k3]`` is no
 longer ``KL(pi || pi_ref)``. tests/invariants checks each expectation exactly on a categorical.
 
-Used as a *loss* with the gradient flowing through ``logp`` only (samples held fixed), the expected
-gradients differ from the values (Tang & Munos, arXiv 2506.09477 discusses this):
+Used as a per-token *loss* with the gradient flowing through ``logp`` only (samples held fixed), the
+expected gradients at one token differ from the values:
     E_pi[grad k1] = 0                              (k1 as a loss does nothing in expectation)
-    E_pi[grad k2] = grad KL(pi || pi_ref)          (the gradient of the free-energy's KL term)
-    E_pi[grad k3] = grad KL(pi_ref || pi)          (the reverse KL: GRPO's choice; different optimum)
-tests/invariants checks these three identities too. To reach the Boltzmann target pi* by
-sampling, use k2 as the loss term, or put ``-beta * k1`` (detached) into the reward.
+    E_pi[grad k2] = grad KL(pi || pi_ref)          (at that token, its prefix held fixed)
+    E_pi[grad k3] = grad KL(pi_ref || pi)          (the reverse KL: GRPO's choice; another optimum)
+tests/invariants checks these identities on a categorical.
+
+For completions of more than one token, any per-token term (each token's term differentiated with
+its prefix held fixed) is only a *partial* gradient of the sequence KL: it drops the score-function
+terms ``grad log pi(y_t) * sum_{t' > t} (logp_t' - logp_ref_t')``, by which changing token t changes
+which later tokens are drawn (Tang & Munos, arXiv 2506.09477). Two forms follow the full gradient
+of ``KL_seq(pi || pi_ref) = E_pi[sum_t (logp_t - logp_ref_t)]``, and so have the Boltzmann target
+``pi* = pi_ref exp(r / beta) / Z`` of whole completions as the optimum of ``E[r] - beta KL_seq``:
+  - ``sequence_kl_loss``: ``sum_t logp_t * sg(sum_{t' >= t} (logp_t' - logp_ref_t'))`` in the loss;
+  - ``-beta * sum_t k1_t`` (detached) in each sequence's reward, with a REINFORCE or RLOO advantage
+    and no std scaling (a per-group std rescales the effective beta group by group).
+tests/invariants checks that both reach pi* on 2-token completions and that per-token k2 does not.
 """
 
 from __future__ import annotations
@@ -72,3 +82,22 @@ def exact_kl(logits_p_BTV: torch.Tensor, logits_q_BTV: torch.Tensor) -> torch.Te
     if not pieces:
         return torch.zeros(logits_p_BTV.shape[:-1], dtype=dtype, device=logits_p_BTV.device)
     return torch.cat(pieces).reshape(logits_p_BTV.shape[:-1])
+
+
+def sequence_kl_loss(logp_BT: torch.Tensor, logp_ref_BT: torch.Tensor, mask_BT: torch.Tensor) -> torch.Tensor:
+    """Per-token loss whose expected gradient, for completions sampled from ``pi``, is ``grad KL_seq``.
+
+    ``loss_bt = logp_bt * sg(sum_{t' >= t} m_bt' (logp_bt' - logp_ref_bt'))`` on completion tokens
+    (``m = mask_BT``), 0 elsewhere. Its gradient is ``sum_t grad logp_t * KL-to-go_t``: the score
+    function of each token times the log-ratio of it and every later token, which is
+    ``grad E_pi[sum_t (logp_t - logp_ref_t)]`` (the terms for earlier tokens have zero expectation;
+    ``E[grad logp_t] = 0``). The value is not a KL estimate: log ``kl_estimate(..., 'k3')`` for that.
+    Tang & Munos, arXiv 2506.09477. Computed in float64 where the log-ratios are summed.
+    """
+    if not logp_BT.shape == logp_ref_BT.shape == mask_BT.shape:
+        raise ValueError("logp_BT, logp_ref_BT and mask_BT must have the same shape")
+    m = mask_BT.bool()
+    log_ratio = torch.where(m, logp_BT.detach().double() - logp_ref_BT.detach().double(),
+                            torch.zeros_like(logp_BT, dtype=torch.float64))
+    to_go = log_ratio.flip(-1).cumsum(-1).flip(-1)  # sum over t' >= t
+    return torch.where(m, logp_BT * to_go.to(logp_BT.dtype), torch.zeros_like(logp_BT))

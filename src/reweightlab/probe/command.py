@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from reweightlab.algos import REGISTRY
 from reweightlab.config import ConfigError, add_flags, describe, flag_values, load, setting
 from reweightlab.probe.outputs import (
     ProbeSummary,
@@ -194,7 +195,8 @@ def training_beta(path: str | Path) -> float | None:
         raw = json.loads(cfg.read_text())
     except (OSError, ValueError):
         return None
-    beta = (raw.get("rl") or {}).get("kl_beta") if raw.get("method") in ("grpo", "rloo", "reinforce") else None
+    method = REGISTRY.get(raw.get("method"))
+    beta = (raw.get("rl") or {}).get("kl_beta") if method is not None and method.is_rl else None
     return float(beta) if isinstance(beta, int | float) and beta > 0 else None
 
 

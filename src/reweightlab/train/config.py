@@ -129,17 +129,20 @@ class RLConfig:
         "auto", "advantage std scaling; auto = the method's own (group for grpo, none otherwise)",
         choices=("auto", *STD_SCALINGS),
     )
-    kl_beta: float = _f(0.0, "weight of the KL(pi || pi_ref) penalty in the loss")
+    kl_beta: float = _f(0.0, "weight beta of the KL(pi || pi_ref) penalty: the target is pi_ref exp(r/beta)/Z")
+    kl_mode: Literal["sequence", "reward", "per_token"] = _f(
+        "sequence",
+        "how the KL enters. 'sequence': a loss term whose gradient is grad KL(pi||pi_ref) of whole completions "
+        "(beta * sum_t logp_t * sg(log-ratio of tokens t..T)); 'reward': beta * sum_t (logp - logp_ref), "
+        "detached, subtracted from each sequence's reward (exact with reinforce/rloo and adv_std none); "
+        "'per_token': beta * k(logp, logp_ref) per token, a partial gradient of the sequence KL (it drops "
+        "how a token changes the later ones; exact only for one-token completions)", needs="rl.kl_beta",
+    )
     kl_estimator: str = _f(
         "k2",
-        "KL estimator used as a loss term (kl_mode=loss). Its gradient is what matters: k2's expectation is "
-        "grad KL(pi||pi_ref); k3's is grad KL(pi_ref||pi), the reverse KL (GRPO's choice); k1's is 0",
+        "kl_mode=per_token only: the per-token term. Per token (prefix fixed), k2's expected gradient is "
+        "grad KL(pi||pi_ref), k3's is grad KL(pi_ref||pi) (GRPO's choice), k1's is 0",
         choices=KL_ESTIMATORS, needs="rl.kl_beta",
-    )
-    kl_mode: Literal["loss", "reward"] = _f(
-        "loss",
-        "where the KL penalty enters: 'loss' adds beta*k(logp, logp_ref) per token; 'reward' subtracts "
-        "beta * sum_t k1 (detached) from each sequence's reward before the advantage", needs="rl.kl_beta",
     )
     temperature: float = _f(1.0, "sampling temperature")
     top_p: float = _f(1.0, "nucleus sampling mass")
@@ -184,7 +187,31 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+        """The run's config.json: every setting, and under 'resolved' what the 'auto' ones and beta mean."""
+        return json.dumps({**self.to_dict(), "resolved": self.resolved()}, indent=2, sort_keys=False)
+
+    def resolved(self) -> dict:
+        out: dict = {"data_source": self.resolved_source()}
+        if self.is_rl:
+            out["adv_std"] = self.resolved_adv_std()
+            out["kl"] = self._kl_semantics()
+        return out
+
+    def _kl_semantics(self) -> dict | None:
+        """What rl.kl_beta does in this run: the target it makes optimal, and the beta in effect."""
+        rl, std = self.rl, self.resolved_adv_std()
+        if rl.kl_beta == 0:
+            return None
+        target = "pi_ref exp(r / beta) / Z over whole completions"
+        if rl.kl_mode == "per_token":
+            target = (f"none in closed form: per-token {rl.kl_estimator} is a partial gradient of the sequence KL "
+                      "(exact for one-token completions only)")
+        if std == "none" or rl.kl_mode == "reward":
+            effective = "kl_beta"  # with the KL in the reward, a std scaling rescales reward and KL alike
+        else:
+            effective = f"kl_beta x the {'group' if std == 'group' else 'batch'}'s reward std (adv_std={std} " \
+                        "divides the reward's advantage, not the KL term)"
+        return {"mode": rl.kl_mode, "beta": rl.kl_beta, "target": target, "effective_beta": effective}
 
 
 def _section_keys(section: str) -> tuple[str, ...]:
@@ -327,8 +354,9 @@ def _validate_method(cfg: TrainConfig, user_keys: set[str]) -> None:
                 "config key 'rl.clip_eps_*' does nothing with one epoch and one minibatch per batch "
                 "(on-policy the ratio is 1); raise rl.epochs_per_batch or rl.minibatches_per_epoch"
             )
-        if "rl.kl_estimator" in user_keys and cfg.rl.kl_mode == "reward":
-            raise ConfigError("config key 'rl.kl_estimator' does nothing with rl.kl_mode = reward (k1 is used)")
+        if "rl.kl_estimator" in user_keys and cfg.rl.kl_mode != "per_token":
+            raise ConfigError(f"config key 'rl.kl_estimator' does nothing with rl.kl_mode = {cfg.rl.kl_mode} "
+                              "(it picks the per-token term of kl_mode = per_token)")
         n = cfg.rl.prompts_per_step * cfg.rl.samples_per_prompt
         if n % cfg.rl.minibatches_per_epoch:
             raise ConfigError(
