@@ -20,8 +20,8 @@ from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.command import run_probe
 from reweightlab.probe.intervals import excludes_zero
 from reweightlab.probe.regimes import RegimeThresholds
-from reweightlab.probe.search import SearchBudget
 from reweightlab.probe.study import ProbeSettings
+from reweightlab.rollout.search import SearchBudget
 from reweightlab.tasks import Problem, Verdict, register_task
 
 NUM = 24

@@ -11,7 +11,7 @@ from reweightlab.data.store import microbatches
 from reweightlab.models import EmbeddedSpec, build_char_tokenizer, build_embedded_model, load_model, load_tokenizer
 from reweightlab.models.forward import forward_logits_logp
 from reweightlab.probe.likelihood import sequence_logprobs
-from reweightlab.probe.search import SearchBudget, SearchResult, verifier_guided_search
+from reweightlab.rollout.search import SearchBudget, SearchResult, verifier_guided_search
 from reweightlab.tasks import Verdict, get_task
 from reweightlab.train.step import make_optimizer
 

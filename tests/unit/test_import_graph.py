@@ -17,12 +17,11 @@ SRC = Path(reweightlab.__file__).parent
 
 # lower number = lower layer; a package may import packages of strictly lower layers only
 LAYERS = {
-    "math": 0, "files": 0,
+    "math": 0, "files": 0, "config": 0,  # config.py: the generic mechanism (stdlib + PyYAML only)
     "data": 1,
     "models": 2,
     "tasks": 3, "algos": 3,
     "rollout": 4,  # samples are verified by the task (rollout/scored.py)
-    "config": 5,
     "train": 6, "probe": 6, "control": 6,
     "recipes": 7,
     "cli": 8,

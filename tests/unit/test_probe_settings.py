@@ -10,8 +10,8 @@ import pytest
 from reweightlab.config import ConfigError, describe, flag_values, load
 from reweightlab.probe.command import ProbeCommand, add_probe_arguments, probe_settings
 from reweightlab.probe.regimes import RegimeThresholds
-from reweightlab.probe.search import SearchBudget
 from reweightlab.probe.study import ProbeSettings
+from reweightlab.rollout.search import SearchBudget
 
 # every flag the probe had before its flags were generated (README, docs/probe.md and scripts use them)
 OLD_FLAGS = ("--base", "--trained", "--task", "--reward", "--reward-timeout", "--success-threshold", "--chat-template",

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Source = Literal["solver", "base_samples", "file", "online"]
+Source = Literal["solver", "base_samples", "search", "file", "online"]
 
 
 def no_step_weights(step, ctx) -> None:
@@ -44,8 +44,9 @@ class Method:
     """One line for `reweightlab train --help-config` and the docs."""
     source: Source
     """Where its training sequences come from when there is no data file: 'solver' demonstrations,
-    'base_samples' (scored samples of the reference), 'file' (only a data file's rows: data.path is
-    required), or 'online' (RL: its own samples)."""
+    'base_samples' (scored samples of the reference), 'search' (the reference's sampled successes plus
+    what the verifier-guided search finds where sampling failed), 'file' (only a data file's rows:
+    data.path is required), or 'online' (RL: its own samples)."""
     needs_scores: bool
     """Trains on a reward per sequence (reward_N): a data file's score field, or data.reward."""
     needs_reference: bool

@@ -4,7 +4,6 @@ evaluate      pass@k of a model on held-out prompts, per-prompt (n, c)
 passk_stats   pass@k curves, bootstrap intervals over prompts, the crossover k*
 sampling      many samples per prompt in bounded chunks: counts, rewards, solution keys, a kept subset
 likelihood    p_known: probability of the task's enumerated solutions (teacher-forced, shared prefixes)
-search        verifier-guided beam search over a model's own distribution (barrier evidence)
 regimes       basin / tail / barrier / singularity with named thresholds, and the evidence behind each
 elicitation   regime transitions (elicitation vs creation labels)
 support       support change at the prompt and the solution level (P/E/S, SRR/NDR/SDS/NSCR), diversity

@@ -37,7 +37,7 @@ from reweightlab.probe.regimes import (
     singularity_kinds,
 )
 from reweightlab.probe.sampling import SampledCounts, sample_counts
-from reweightlab.probe.search import SearchBudget, verifier_guided_search
+from reweightlab.rollout.search import SearchBudget, verifier_guided_search
 
 PROBE_VERSION = 2
 Estimator = Literal["sampling", "likelihood"]

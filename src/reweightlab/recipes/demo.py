@@ -24,16 +24,21 @@ from reweightlab.models import load_model, load_tokenizer
 from reweightlab.probe.command import run_probe
 from reweightlab.probe.intervals import across_seeds, excludes_zero
 from reweightlab.probe.regimes import RegimeThresholds
-from reweightlab.probe.search import SearchBudget
 from reweightlab.probe.study import ProbeSettings
 from reweightlab.recipes.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
+from reweightlab.rollout.search import SearchBudget
 from reweightlab.tasks import get_task
 from reweightlab.train.config import config_from_dict
 from reweightlab.train.loop import train
 
-DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "grpo", "rloo")
+DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "search_sft", "grpo", "rloo", "sft_ood")
+"""The arms of the study: every method trained on the in-distribution rule with the same budget,
+and ``sft_ood``, SFT on solver demonstrations under the other rule (new information: the
+positive control of the probe's creation figures on that rule)."""
+ARMS = {"sft_ood": ("sft", "ood")}
+"""An arm that is not a method name: (method, training variant)."""
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,12 @@ def run_label(method: str, seed: int) -> str:
     return f"{method}-s{seed}"
 
 
-def method_config(method: str, budget: DemoBudget, base: str, out: Path, seed: int) -> dict:
+def method_config(arm: str, budget: DemoBudget, base: str, out: Path, seed: int) -> dict:
+    method, variant = ARMS.get(arm, (arm, "id"))
     raw = {
-        "method": method, "output_dir": str(out / run_label(method, seed)), "seed": seed,
+        "method": method, "output_dir": str(out / run_label(arm, seed)), "seed": seed,
         "model": {"path": base},
-        "data": {"task": "generalpoints", "variant": "id", "num_prompts": budget.num_prompts},
+        "data": {"task": "generalpoints", "variant": variant, "num_prompts": budget.num_prompts},
         "optim": {"lr": budget.offline_lr, "sequences_per_microbatch": 128},
     }
     if get_method(method).is_rl:
@@ -115,6 +121,8 @@ def method_config(method: str, budget: DemoBudget, base: str, out: Path, seed: i
         # GeneralPoints rewards are -3, -2, -1, +5: a legal-but-wrong answer clears one threshold,
         # a correct one two, so correct answers are drawn twice as often as near misses.
         raw["offline"] = {"quality_thresholds": [-1.5, 0.0]}
+    if method == "search_sft":  # the probe's search budget, on the training prompts sampling did not solve
+        raw["search"] = budget.search.to_dict()
     return raw
 
 
@@ -133,7 +141,7 @@ def run_demo(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 
                "base_model": base, "quick": quick, "seed": seed, "methods": {}, "labels": {}}
 
     log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
-    base_samples = _sample_base(base, task, budget, seed, progress)
+    base_samples, base_problems = _sample_base(base, task, budget, seed, progress)
     summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.success_N.mean())}
 
     models = {"base": base}
@@ -143,8 +151,9 @@ def run_demo(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 
             label = run_label(method, seed + train_seed)
             cfg = config_from_dict(method_config(method, budget, base, out, seed + train_seed))
             t0 = time.perf_counter()
-            run_dir = train(cfg, progress=progress, log=log,
-                            base_samples=base_samples.select(torch.arange(len(base_samples))))
+            shared = {} if cfg.resolved_source() not in ("base_samples", "search") else {
+                "base_samples": base_samples.select(torch.arange(len(base_samples))), "base_problems": base_problems}
+            run_dir = train(cfg, progress=progress, log=log, **shared)
             summary["methods"][method]["seeds"][str(seed + train_seed)] = {
                 "label": label, "run_dir": str(run_dir), "train_seconds": round(time.perf_counter() - t0, 1)}
             summary["labels"][label] = {"method": method, "seed": seed + train_seed}
@@ -166,8 +175,9 @@ def _sample_base(base: str, task, budget: DemoBudget, seed: int, progress: bool)
     tok, model = load_tokenizer(base), load_model(base)
     problems = task.problems("id", "train", budget.num_prompts, seed)
     engine = HFRolloutEngine(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return sample_and_score(engine, task, problems, tok, samples_per_prompt=budget.base_samples_per_prompt,
-                            max_new_tokens=24, seed=seed, progress=progress).store
+    samples = sample_and_score(engine, task, problems, tok, samples_per_prompt=budget.base_samples_per_prompt,
+                               max_new_tokens=24, seed=seed, progress=progress).store
+    return samples, problems
 
 
 SEED_FIGURES = ("pass1", "delta_pass1", "crossover_k", "elicitation", "creation", "support_E", "support_S",

@@ -19,6 +19,7 @@ from reweightlab.algos import METHODS, OFFLINE_METHODS, get_method
 from reweightlab.config import ConfigError, build, describe, load, unmet_needs
 from reweightlab.config import setting as _f
 from reweightlab.math import IW_PRESETS, KL_ESTIMATORS, REDUCTIONS, STD_SCALINGS
+from reweightlab.rollout.search import SearchBudget
 
 _LORA = {"needs": "model.lora_rank", "why": "(full fine-tuning)"}
 _FILE = {"needs": "data.path", "why": "(a .jsonl or .parquet file)"}
@@ -161,6 +162,7 @@ class TrainConfig:
     offline: OfflineConfig = _f(OfflineConfig(), "offline-method settings")
     rl: RLConfig = _f(RLConfig(), "online RL settings")
     dist: DistConfig = _f(DistConfig(), "multi-process training (accelerate launch)")
+    search: SearchBudget = _f(SearchBudget(), "search_sft: the verifier-guided search's budget per unsolved prompt")
 
     @property
     def method_record(self):
@@ -171,11 +173,13 @@ class TrainConfig:
         return self.method_record.is_rl
 
     def resolved_source(self) -> str:
-        """Where training sequences come from: 'online', 'solver', 'base_samples' or 'file'."""
+        """Where training sequences come from: 'online', 'solver', 'base_samples', 'search' or 'file'."""
         if self.is_rl:
             return "online"
         if self.data.source != "auto":
             return self.data.source
+        if self.method_record.source == "search":  # samples of data.path's prompts, then search
+            return "search"
         if self.data.path:  # 'file': the rows of data.path (their completions, and scores where needed)
             return "file"
         return self.method_record.source
@@ -215,17 +219,17 @@ class TrainConfig:
 
 
 def _section_keys(section: str) -> tuple[str, ...]:
-    cls = {"rl": RLConfig, "offline": OfflineConfig}[section]
+    cls = {"rl": RLConfig, "offline": OfflineConfig, "search": SearchBudget}[section]
     return tuple(f"{section}.{f.name}" for f in dataclasses.fields(cls))
 
 
 def _key_methods() -> dict[str, tuple[str, ...]]:
     """Which methods read each method-specific key, from the records (algos/): a key the user set that
     the chosen method never reads is an error, not a silent no-op."""
-    readers: dict[str, list[str]] = {k: [] for k in _section_keys("offline") + _section_keys("rl")}
+    readers: dict[str, list[str]] = {k: [] for s in ("offline", "rl", "search") for k in _section_keys(s)}
     for name in METHODS:
         for key in get_method(name).settings:
-            for k in (_section_keys(key) if key in ("rl", "offline") else (key,)):
+            for k in (_section_keys(key) if key in ("rl", "offline", "search") else (key,)):
                 readers.setdefault(k, []).append(name)
     for key in ("data.source", "data.demos_per_prompt", "data.base_samples_per_prompt", "optim.sequences_per_step"):
         readers[key] = list(OFFLINE_METHODS)
@@ -313,8 +317,8 @@ def _validate_data_file(cfg: TrainConfig, user_keys: set[str]) -> None:
     if source == "solver":
         raise ConfigError("config key 'data.source': with data.path, offline methods train on the file's rows "
                           "(leave data.source auto) or on base_samples")
-    if source in ("online", "base_samples") and not d.reward:
-        raise ConfigError(f"config key 'data.reward' is needed: {'RL' if cfg.is_rl else 'base_samples'} scores "
+    if source in ("online", "base_samples", "search") and not d.reward:
+        raise ConfigError(f"config key 'data.reward' is needed: {'RL' if cfg.is_rl else source} scores "
                           "samples of data.path's prompts with it (module:function or a built-in)")
     if source == "file":
         for key in ("data.success_threshold", "data.num_prompts"):
@@ -326,7 +330,7 @@ def _validate_data_file(cfg: TrainConfig, user_keys: set[str]) -> None:
             )
     if d.max_length < 0:
         raise ConfigError(f"config key 'data.max_length': must be >= 0, got {d.max_length}")
-    if source in ("online", "base_samples") and d.max_length and d.max_length <= d.max_new_tokens:
+    if source in ("online", "base_samples", "search") and d.max_length and d.max_length <= d.max_new_tokens:
         raise ConfigError(f"config key 'data.max_length': {d.max_length} leaves no room for a prompt before "
                           f"data.max_new_tokens = {d.max_new_tokens} sampled tokens")
 
@@ -341,11 +345,12 @@ def _validate_method(cfg: TrainConfig, user_keys: set[str]) -> None:
         raise ConfigError(f"method '{cfg.method}' trains on a data file's rows: set data.path")
     if not method.is_rl and cfg.data.source not in ("auto", method.source):
         what = {"solver": "trains on demonstrations ('solver')", "base_samples": "needs scored samples "
-                "('base_samples')", "file": "trains on data.path's rows (leave data.source auto)"}[method.source]
+                "('base_samples')", "file": "trains on data.path's rows (leave data.source auto)",
+                "search": "samples the reference and searches (leave data.source auto)"}[method.source]
         raise ConfigError(f"config key 'data.source': method '{cfg.method}' {what}")
     if "data.demos_per_prompt" in user_keys and cfg.resolved_source() != "solver":
         raise ConfigError("config key 'data.demos_per_prompt' does nothing unless data.source is 'solver'")
-    if "data.base_samples_per_prompt" in user_keys and cfg.resolved_source() != "base_samples":
+    if "data.base_samples_per_prompt" in user_keys and cfg.resolved_source() not in ("base_samples", "search"):
         raise ConfigError("config key 'data.base_samples_per_prompt' does nothing unless data.source is 'base_samples'")
     if method.is_rl:
         single_pass = cfg.rl.epochs_per_batch == 1 and cfg.rl.minibatches_per_epoch == 1

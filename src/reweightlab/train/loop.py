@@ -37,6 +37,7 @@ from reweightlab.train.config import TrainConfig
 from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_distributed
 from reweightlab.train.metrics import MetricsWriter, NullMetrics
 from reweightlab.train.refcache import reference_logp
+from reweightlab.train.search_data import search_augmented
 from reweightlab.train.step import accumulated_step, make_optimizer, make_scheduler
 
 
@@ -127,11 +128,14 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print,
-          model_dir: str | None = None) -> Path:
+          model_dir: str | None = None, base_problems=None) -> Path:
     """Run one method end to end; returns the run folder (final model in run_dir/final).
 
     ``model_dir``: the folder of the starting model when ``model.path`` is 'embedded' (the caller
     builds it: recipes.pretrain.resolve_model_path); config.json keeps the name the user gave.
+    ``base_samples``: scored samples of the reference to train on instead of drawing them (the demo
+    shares one set between methods); ``base_problems``: the problems they were drawn for, prompt by
+    prompt (search_sft searches the ones no sample solved).
     """
     s = setup(cfg, progress, model_dir)
     if not s.dist.is_main:  # one process speaks for all
@@ -143,7 +147,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
         if cfg.is_rl:
             _run_rl(s, progress, log)
         else:
-            _run_offline(s, progress, log, base_samples)
+            _run_offline(s, progress, log, base_samples, base_problems)
         _save(s, s.run_dir / "final", extra={"method": cfg.method})
     except KeyboardInterrupt:
         ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
@@ -188,7 +192,7 @@ class OfflineContext:
         return teacher_forced_logp(self.ema, mbs, len(store), store.ids_NL.shape[1], self._s.device)
 
 
-def offline_data(s: Setup, progress: bool, base_samples) -> SequenceStore:
+def offline_data(s: Setup, progress: bool, base_samples, base_problems=None, log=print) -> SequenceStore:
     cfg = s.cfg
     if cfg.resolved_source() == "file":
         store, _counts = user_data.file_store(s.task, s.tokenizer, cfg)  # the counts are logged there
@@ -196,9 +200,23 @@ def offline_data(s: Setup, progress: bool, base_samples) -> SequenceStore:
     if cfg.resolved_source() == "solver":
         return solver_demonstrations(s.task, s.problems, s.tokenizer, cfg.data.demos_per_prompt, cfg.seed)
     if base_samples is not None:
-        return base_samples
-    # Each process samples its shard of the prompts, each prompt seeded by its index (so N processes
-    # draw what one would), and the shards are gathered: every process then holds the whole dataset.
+        sampled, problems = base_samples, base_problems
+    else:
+        sampled, problems = _sample_reference(s, progress), s.problems
+    if cfg.resolved_source() == "search":
+        if problems is None:
+            raise ValueError("search_sft with base_samples needs base_problems: the problems they were drawn for")
+        return search_augmented(s, sampled, problems, log)
+    return sampled
+
+
+def _sample_reference(s: Setup, progress: bool) -> SequenceStore:
+    """Scored samples of the reference on the training prompts (data.base_samples_per_prompt each).
+
+    Each process samples its shard of the prompts, each prompt seeded by its index (so N processes
+    draw what one would), and the shards are gathered: every process then holds the whole dataset.
+    """
+    cfg = s.cfg
     if len(s.problems) < s.dist.world_size:
         raise ValueError(f"data.num_prompts ({len(s.problems)}) cannot be shared by {s.dist.world_size} processes")
     first, stop = s.dist.shard(len(s.problems))
@@ -224,9 +242,9 @@ def gather_store(store: SequenceStore, dist, pad_id: int) -> SequenceStore:
                          gather_rows(dist, store.total_len_N), **fields)
 
 
-def _run_offline(s: Setup, progress: bool, log, base_samples) -> None:
+def _run_offline(s: Setup, progress: bool, log, base_samples, base_problems) -> None:
     cfg, method = s.cfg, s.cfg.method_record
-    store, draw = method.prepare(offline_data(s, progress, base_samples), cfg.offline)
+    store, draw = method.prepare(offline_data(s, progress, base_samples, base_problems, log), cfg.offline)
     if method.needs_reference:  # once per dataset (pi_ref is frozen), cached in the run folder
         store = store.replace(logp_ref_NT=reference_logp(
             s.run_dir, store, s.ref, sequences_per_microbatch=cfg.optim.sequences_per_microbatch,
