@@ -56,13 +56,6 @@ class SequenceStore:
         """The optional fields this store holds, in FIELDS order."""
         return {k: getattr(self, k) for k in FIELDS if getattr(self, k) is not None}
 
-    def require(self, *names: str) -> None:
-        """A clear error when a method needs a field nobody filled (instead of a TypeError on None)."""
-        missing = [n for n in names if getattr(self, n) is None]
-        if missing:
-            raise ValueError(f"these sequences lack {', '.join(missing)}: " + "; ".join(
-                f"{n} is {FIELDS[n]}" for n in missing))
-
     @classmethod
     def from_lists(cls, prompts: list[list[int]], completions: list[list[int]], pad_id: int, **fields):
         """Per-sequence fields by name (``reward_N=[...]``): floats, one per sequence."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from reweightlab.algos import METHODS, OFFLINE_METHODS, get_method
-from reweightlab.config import ConfigError, build, describe, load, unmet_needs
+from reweightlab.config import ConfigError, build, describe, flatten, load, unmet_needs, value_at
 from reweightlab.config import setting as _f
 from reweightlab.math import IW_PRESETS, KL_ESTIMATORS, REDUCTIONS, STD_SCALINGS
 from reweightlab.rollout.search import SearchBudget
@@ -238,8 +238,6 @@ def _key_methods() -> dict[str, tuple[str, ...]]:
 
 def config_from_dict(raw: dict) -> TrainConfig:
     """Build and validate a TrainConfig from a (possibly partial) nested dict."""
-    from reweightlab.config import flatten
-
     cfg = build(TrainConfig, raw)
     validate(cfg, set(flatten(raw)))
     return cfg
@@ -278,7 +276,7 @@ def validate(cfg: TrainConfig, user_keys: set[str]) -> None:
         if v < 1:
             raise ConfigError(f"config key '{key}': must be >= 1, got {v}")
     for key, lo, hi, lo_open in _RANGES:
-        _check_range(key, _value(cfg, key), lo=lo, hi=hi, lo_open=lo_open)
+        _check_range(key, value_at(cfg, key), lo=lo, hi=hi, lo_open=lo_open)
     if cfg.checkpoint_every < 0:
         raise ConfigError(f"config key 'checkpoint_every': must be >= 0, got {cfg.checkpoint_every}")
     if cfg.optim.warmup_steps < 0 or cfg.optim.warmup_steps >= cfg.optim.steps:
@@ -299,12 +297,6 @@ _RANGES = (  # key, lower bound, upper bound, lower bound excluded
     ("rl.clip_eps_high", 0.0, None, False), ("offline.rwr_beta", 0.0, None, True),
     ("data.reward_timeout", 0.0, None, True),
 )
-
-
-def _value(cfg, key: str):
-    from reweightlab.config import value_at
-
-    return value_at(cfg, key)
 
 
 def _validate_data_file(cfg: TrainConfig, user_keys: set[str]) -> None:
