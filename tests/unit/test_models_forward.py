@@ -67,4 +67,19 @@ def test_extend_several_tokens_right_padded():
     torch.testing.assert_close(logits_BTV[0], _plain(model, PROMPTS[0] + [20, 21, 22])[-3:], atol=1e-4, rtol=0)
     torch.testing.assert_close(logits_BTV[1, 0], _plain(model, PROMPTS[1] + [23])[-1], atol=1e-4, rtol=0)
     assert prefix.mask_BS.tolist() == [[1] * 8, [0, 0, 0, 1, 1, 1, 0, 0]]
-    assert prefix.next_position_B.tolist() == [8, 5]  # every fed column takes a position
+    assert prefix.next_position_B.tolist() == [8, 3]  # positions count the real tokens only
+
+
+@torch.inference_mode()
+def test_extend_a_left_padded_block_after_masked_steps():
+    """A revision episode's feed: decode steps where a row was already done (masked pad), then a
+    left-padded block of feedback; every real position equals the plain forward of the real tokens."""
+    model = _model()
+    _, prefix = prefill(model, *left_pad(PROMPTS[:2], PAD, "cpu"))
+    extend(model, prefix, torch.tensor([[20], [21]]), torch.tensor([[True], [True]]))
+    extend(model, prefix, torch.tensor([[22], [PAD]]), torch.tensor([[True], [False]]))  # row 1 is done
+    block = torch.tensor([[24, 25, 26], [PAD, PAD, 27]])
+    logits_BV = extend(model, prefix, block, block != PAD)
+    torch.testing.assert_close(logits_BV[0], _plain(model, PROMPTS[0] + [20, 22, 24, 25, 26])[-1], atol=1e-4, rtol=0)
+    torch.testing.assert_close(logits_BV[1], _plain(model, PROMPTS[1] + [21, 27])[-1], atol=1e-4, rtol=0)
+    assert prefix.next_position_B.tolist() == [len(PROMPTS[0]) + 5, len(PROMPTS[1]) + 2]

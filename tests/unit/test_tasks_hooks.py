@@ -2,6 +2,8 @@
 
 import inspect
 
+import pytest
+
 from reweightlab.tasks import GeneralPoints, Problem, Task, Verdict, base, hooks
 from reweightlab.tasks.user_task import DatasetTask
 
@@ -45,9 +47,13 @@ class _Hooked(_Bare):
     def solution_key(self, problem, completion):
         return completion.upper()
 
+    def feedback(self, problem, completion, verdict):
+        return f"<{verdict.reason}>"
+
 
 def _hook_names():
-    return {fn for fn, obj in vars(hooks).items() if inspect.isfunction(obj) and obj.__module__ == hooks.__name__}
+    return {fn for fn, obj in vars(hooks).items()
+            if inspect.isfunction(obj) and obj.__module__ == hooks.__name__ and not fn.startswith("has_")}
 
 
 def test_every_hook_is_declared_by_one_protocol_and_named_alike():
@@ -57,7 +63,7 @@ def test_every_hook_is_declared_by_one_protocol_and_named_alike():
         assert len(methods) == 1, (proto, methods)
         declared[methods[0]] = proto
     assert set(declared) == _hook_names() == {
-        "verify_batch", "reward_counts", "use_tokenizer", "prefix_feasible", "solution_key"}
+        "verify_batch", "reward_counts", "use_tokenizer", "prefix_feasible", "solution_key", "feedback"}
     for name in declared:
         assert name in Task.__doc__  # the Task protocol documents each of them
 
@@ -72,6 +78,9 @@ def test_a_task_without_hooks_is_a_task_and_gets_the_defaults():
     assert hooks.use_tokenizer(task, object(), chat_template="auto") is None
     assert hooks.prefix_feasible(task, PROBLEM, "anything") is True
     assert hooks.solution_key(task, PROBLEM, "  3*8 \n") == "3*8"
+    assert not hooks.has_feedback(task)
+    with pytest.raises(hooks.NoFeedbackError, match="task 'bare' has no feedback hook"):
+        hooks.feedback(task, PROBLEM, "no", Verdict(0.0, False, "wrong"))
 
 
 def test_a_task_with_hooks_has_them_called():
@@ -83,6 +92,7 @@ def test_a_task_with_hooks_has_them_called():
     assert task.calls == [("verify_batch", 3), ("use_tokenizer", "tok", {"chat_template": "always"})]
     assert hooks.prefix_feasible(task, PROBLEM, "o") and not hooks.prefix_feasible(task, PROBLEM, "x")
     assert hooks.solution_key(task, PROBLEM, "ab") == "AB"
+    assert hooks.has_feedback(task) and hooks.feedback(task, PROBLEM, "no", Verdict(0.0, False, "why")) == "<why>"
 
 
 def test_a_hook_set_to_none_or_copied_onto_an_instance():
@@ -100,6 +110,7 @@ def test_a_hook_set_to_none_or_copied_onto_an_instance():
 def test_the_built_in_tasks_declare_what_they_have():
     gp = GeneralPoints()
     assert isinstance(gp, base.HasPrefixFeasible) and isinstance(gp, base.HasSolutionKey)
+    assert isinstance(gp, base.HasFeedback)
     assert not isinstance(gp, base.HasVerifyBatch) and not isinstance(gp, base.HasUseTokenizer)
     hand = gp.problem(("A", "8", "K", "5"), "id")
     assert hooks.solution_key(gp, hand, "(8*(10-5))-1*... ") == "(8*(10-5))-1*..."  # not legal: stripped

@@ -26,6 +26,8 @@ FIELDS: dict[str, str] = {
     "logp_sampler_NT": "log-probs the sampler returned with each completion token",
     "logp_old_NT": "log-probs under the policy that sampled the batch (RL ratio denominator)",
     "logp_ref_NT": "log-probs under the frozen reference pi_ref",
+    "loss_mask_NT": "1.0 on the completion targets that carry loss, 0.0 on text the model did not write "
+                    "(a revision episode's verifier feedback); absent: every completion token carries loss",
 }
 
 
@@ -48,6 +50,7 @@ class SequenceStore:
     logp_sampler_NT: torch.Tensor | None = None
     logp_old_NT: torch.Tensor | None = None
     logp_ref_NT: torch.Tensor | None = None
+    loss_mask_NT: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.ids_NL.shape[0])
@@ -106,7 +109,15 @@ class SequenceStore:
         )
 
     def completion_tokens(self) -> int:
+        """Tokens that carry loss: every completion token, less feedback text (``loss_mask_NT``)."""
+        if self.loss_mask_NT is not None:
+            return int(self.loss_mask_NT.sum())
         return int((self.total_len_N - self.prompt_len_N).sum())
+
+    def target_mask(self) -> torch.Tensor:
+        """N x L-1 float: 1.0 on the targets that carry loss (``completion_mask``, times ``loss_mask_NT``)."""
+        mask = completion_mask(self.prompt_len_N, self.total_len_N, self.ids_NL.shape[1])
+        return mask if self.loss_mask_NT is None else mask * self.loss_mask_NT
 
     @classmethod
     def concat(cls, stores: list[SequenceStore], pad_id: int, width: int = 0) -> SequenceStore:
@@ -134,7 +145,8 @@ class SequenceStore:
 
 @dataclass
 class MicroBatch:
-    """Inputs and target mask for one forward. Targets are input_ids[:, 1:]; mask_BT marks completion targets.
+    """Inputs and target mask for one forward. Targets are input_ids[:, 1:]; mask_BT marks the completion
+    targets that carry loss (``SequenceStore.target_mask``).
 
     The optional fields are the store's (FIELDS), for these B sequences: ``reward_B``, ``logp_ref_BT`` ...
     """
@@ -150,6 +162,7 @@ class MicroBatch:
     logp_sampler_BT: torch.Tensor | None = None
     logp_old_BT: torch.Tensor | None = None
     logp_ref_BT: torch.Tensor | None = None
+    loss_mask_BT: torch.Tensor | None = None
 
     @property
     def targets_BT(self) -> torch.Tensor:
@@ -181,6 +194,8 @@ def microbatches(store: SequenceStore, sequences_per_microbatch: int) -> list[Mi
         L = int(store.total_len_N[idx].max())
         ids = store.ids_NL[idx, :L]
         mask = completion_mask(store.prompt_len_N[idx], store.total_len_N[idx], L)
+        if store.loss_mask_NT is not None:  # feedback text inside a completion carries no loss
+            mask = mask * store.loss_mask_NT[idx, : L - 1]
         fields = {_batch_name(k): (v[idx, : L - 1] if k.endswith("_NT") else v[idx])
                   for k, v in store.present().items()}
         out.append(MicroBatch(ids, mask, idx, **fields))

@@ -28,7 +28,7 @@ class EmbeddedSpec:
     num_layers: int = 3
     num_heads: int = 4
     intermediate_size: int = 512
-    max_positions: int = 128
+    max_positions: int = 256  # RoPE: no parameters; room for revision episodes of 3 attempts
 
     def to_dict(self) -> dict:
         return asdict(self)

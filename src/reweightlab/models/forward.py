@@ -137,18 +137,25 @@ def extend(
     """Feed T more tokens per row after what ``prefix`` holds (T = 1 for a decode step); float32
     logits of the last position [B, V], or with ``last_only=False`` of every fed position [B, T, V].
 
-    ``mask_BT`` (default all ones) masks fed padding; the fed columns take positions
-    ``next_position_B + 0 .. T-1`` whatever their mask, so only right padding keeps later positions
-    right. ``prefix`` is updated in place (cache, mask, next positions).
+    ``mask_BT`` (default all ones) masks fed padding, on either side: positions count the real
+    tokens only (a masked column takes its neighbour's position and is never attended to), so a
+    left-padded block of feedback fed into the middle of a sequence (revision episodes) and a
+    right-padded block of completions both keep the positions the tokens would have unpadded.
+    ``prefix`` is updated in place (cache, mask, next positions).
     """
     T = ids_BT.shape[1]
     # A copy of the B x S mask per call: next to the cache's own copy of every key and value (DynamicCache
     # appends with torch.cat), of the order of 1 / (layers x hidden) of the bytes.
     if mask_BT is None:
         mask_BS = torch.nn.functional.pad(prefix.mask_BS, (0, T), value=1)
+        position_BT = prefix.next_position_B[:, None] + torch.arange(T, device=ids_BT.device)
+        real_B = T
     else:
-        mask_BS = torch.cat([prefix.mask_BS, mask_BT.long()], dim=1)
-    position_BT = prefix.next_position_B[:, None] + torch.arange(T, device=ids_BT.device)
+        mask_BT = mask_BT.long()
+        mask_BS = torch.cat([prefix.mask_BS, mask_BT], dim=1)
+        seen_BT = mask_BT.cumsum(-1)
+        position_BT = (prefix.next_position_B[:, None] + seen_BT - 1).clamp(min=0)
+        real_B = seen_BT[:, -1]
     logits = _cached_forward(model, prefix, ids_BT, mask_BS, position_BT, last_only)
-    prefix.mask_BS, prefix.next_position_B = mask_BS, prefix.next_position_B + T
+    prefix.mask_BS, prefix.next_position_B = mask_BS, prefix.next_position_B + real_B
     return logits

@@ -23,7 +23,7 @@ from reweightlab.probe.outputs import (
     write_outputs,
 )
 from reweightlab.probe.study import PROBE_VERSION, PROMPT_SPLITS, ProbeError, ProbeSettings, probe_model
-from reweightlab.tasks.hooks import use_tokenizer
+from reweightlab.tasks.hooks import has_feedback, use_tokenizer
 
 
 def model_label(path: str | Path, taken: set[str]) -> str:
@@ -139,6 +139,9 @@ def _check_task(settings: ProbeSettings):
         raise ProbeError(f"task {settings.task!r} has no variant {settings.variant!r}; it has {list(variants)}")
     if settings.prompt_split not in PROMPT_SPLITS:
         raise ProbeError(f"prompt split must be 'train', 'test' or 'both', got {settings.prompt_split!r}")
+    if settings.revision_attempts > 1 and not has_feedback(task):
+        raise ProbeError(f"--revision-attempts {settings.revision_attempts} needs a task whose verifier gives "
+                         f"feedback (a feedback hook); task {settings.task!r} has none")
     return task
 
 
@@ -319,9 +322,33 @@ def format_probe_table(summary: dict) -> str:
                 + f"{_ci(sp['NSCR'], '+.2f'):>23}"
                 f"{_fmt(v['distance']['reverse']['kl_exact_per_token'], '.3f'):>8}"
             )
+    lines += _revision_lines(summary)
     lines.append("[low, high]: 95% paired bootstrap interval over prompts (* : it excludes 0). elicitation / "
                  "creation: the pass@1 gain on prompts the base reached within K samples (basin, tail) / did not "
                  "(barrier, singularity). E/S: "
                  "prompts only the model / only the base reached within K samples. KL/tok: exact KL(model || base) "
                  f"per token on the model's samples. F gap: F_beta[model] - F* at beta = {beta}.")
     return "\n".join(lines)
+
+
+def _revision_lines(summary: dict) -> list[str]:
+    """Single-attempt and within-episode success side by side, when the probe ran revision episodes."""
+    base = summary["per_model"]["base"].get("revision")
+    if base is None:
+        return []
+    within = f"within {base['attempts']}"
+    head = (f"{'revision':<16}{'attempt 1':>23}{within:>23}{'gain':>23}"
+            f"{'Δwithin vs base':>25}{'found':>7}")
+    lines = ["", head, "-" * len(head)]
+    for label, m in summary["per_model"].items():
+        r = m["revision"]
+        delta = (summary["vs_base"].get(label) or {}).get("revision") or {}
+        lines.append(f"{label:<16}{_ci(r['success_first_attempt'], '.3f', difference=False):>23}"
+                     f"{_ci(r['success_within_episode'], '.3f', difference=False):>23}"
+                     f"{_ci(r['revision_gain'], '+.3f'):>23}"
+                     f"{_ci(delta.get('delta_success_within_episode'), '+.3f'):>25}"
+                     f"{r['found_by_revision']:>3}/{r['unreached_prompts']:<3}")
+    lines.append(f"revision: {base['episodes_per_prompt']} episodes per prompt of up to {base['attempts']} attempts, "
+                 "the verifier's feedback after each failed one; gain = within-episode minus first-attempt "
+                 "success (same episodes); found: unreached prompts an episode solved at a later attempt (barrier).")
+    return lines

@@ -15,7 +15,7 @@ One set of bootstrap resamples of the prompts serves every figure of a compariso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -26,6 +26,7 @@ from reweightlab.probe.gap import class_log_masses, free_energy_gap
 from reweightlab.probe.intervals import Resamples, interval
 from reweightlab.probe.passk_stats import crossover_k
 from reweightlab.probe.regimes import REGIMES
+from reweightlab.probe.revision import revision_difference
 from reweightlab.probe.study import ModelProbe, ProbeSettings
 from reweightlab.probe.support import diversity_P, prompt_support_counts, solution_support_counts, support_figures
 
@@ -57,6 +58,8 @@ class Comparison:
     free_energy: dict[str, dict]
     training_beta: float | None = None
     """The trained model's RL kl_beta, read from its run folder (None: offline, or no KL penalty)."""
+    revision: dict | None = field(default=None, metadata={"json": "omitted"})
+    """With revision episodes: first-attempt and within-episode success, trained minus base (paired)."""
 
 
 def _passk_PK(m: ModelProbe, ks: list[int]) -> torch.Tensor:
@@ -183,5 +186,6 @@ def compare(trained_model, base_model, base: ModelProbe, trained: ModelProbe, se
         distance=dist,
         base_loglik_of_successes=base_loglik_of_successes(base_model, trained.samples.kept, logp_base_N=logp_base_N),
         free_energy=fe,
+        revision=None if base.revision is None else revision_difference(base.revision, trained.revision, rs),
     )
     return out, gaps[settings.beta]

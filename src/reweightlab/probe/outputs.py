@@ -18,7 +18,9 @@ import torch
 
 from reweightlab.files import write_text_atomic
 from reweightlab.probe.passk_stats import bootstrap_passk
+from reweightlab.probe.intervals import Resamples
 from reweightlab.probe.regimes import REGIMES, SINGULARITY_KINDS, agreement
+from reweightlab.probe.revision import revision_figures
 from reweightlab.probe.study import ModelProbe, ProbeSettings, SearchSummary, StageSeconds
 from reweightlab.probe.support import diversity_P
 
@@ -98,6 +100,9 @@ class ModelFigures:
     seed: int
     sample_tokens_per_s: int
     likelihood: KnownFigures | None = _inline()
+    revision: dict | None = _omitted()
+    """Revision episodes (``--revision-attempts``): success at the first attempt and within the episode
+    (``probe.revision.revision_figures``)."""
     free_energy: dict | None = _omitted()
     """The base alone: its gap to the best reweighting of itself, per beta (``probe.compare.gap_figures``)."""
 
@@ -120,8 +125,12 @@ def _known_figures(m: ModelProbe) -> KnownFigures | None:
 
 def model_summary(m: ModelProbe, settings: ProbeSettings) -> ModelFigures:
     """One model's figures: pass@k with intervals over prompts, regimes under both estimators (with the
-    singularity kinds), diversity, the search, estimator agreement, times."""
+    singularity kinds), diversity, the search, revision, estimator agreement, times."""
     s = m.samples
+    revision = None
+    if m.revision is not None:
+        rs = Resamples(len(m.c_K_P), settings.bootstrap, seed=settings.seed)
+        revision = revision_figures(m.revision, rs, m.c_K_P == 0)
     ci = bootstrap_passk(s.n_P, s.c_P, settings.resolved_ks(), num_resamples=settings.bootstrap, seed=settings.seed)
     distinct_P, entropy_P = diversity_P(s.solutions())
     return ModelFigures(
@@ -137,7 +146,7 @@ def model_summary(m: ModelProbe, settings: ProbeSettings) -> ModelFigures:
         diversity=Diversity(float(distinct_P.mean()), float(entropy_P.mean())),
         search=m.search, seconds=m.seconds, seed=s.seed,
         sample_tokens_per_s=round(s.completion_tokens / max(s.seconds, 1e-9)),
-        likelihood=_known_figures(m),
+        likelihood=_known_figures(m), revision=revision,
     )
 
 
@@ -165,6 +174,8 @@ class ModelPromptRow:
     distinct_solutions: int
     solution_entropy: float
     known: KnownPromptFigures | None = _inline()
+    revision_first_attempt: float | None = _omitted()
+    revision_within_episode: float | None = _omitted()
     free_energy_gap: float | None = _omitted()
 
 
@@ -189,6 +200,8 @@ def _model_row(m: ModelProbe, i: int, div: tuple, estimator: str, gap_P) -> Mode
         regime_sampling=m.sampling.regime_P[i], singularity_kind=m.under(estimator).kind_P[i],
         search_found=bool(m.search_found_P[i]), distinct_solutions=int(div[0][i]), solution_entropy=float(div[1][i]),
         known=known, free_energy_gap=None if gap_P is None else float(gap_P[i]),
+        revision_first_attempt=None if m.revision is None else float(m.revision.first_P[i]),
+        revision_within_episode=None if m.revision is None else float(m.revision.within_P[i]),
     )
 
 

@@ -36,6 +36,7 @@ from reweightlab.probe.regimes import (
     reached_sampling,
     singularity_kinds,
 )
+from reweightlab.probe.revision import RevisionProbe, revision_probe
 from reweightlab.probe.sampling import SampledCounts, sample_counts
 from reweightlab.rollout.search import SearchBudget, verifier_guided_search
 
@@ -90,6 +91,13 @@ class ProbeSettings:
         SearchBudget(), "the verifier-guided search on the prompts the K regime samples missed (without it "
         "nothing can be barrier)", flag="--no-search",
     )
+    revision_attempts: int = setting(
+        1, "revision episodes of up to R attempts (the task's feedback after each failed one): success at the "
+        "first attempt and within the episode side by side, and a prompt revision reaches is barrier; 1 = off "
+        "(needs a task with a feedback hook)", flag="--revision-attempts", metavar="R",
+    )
+    revision_episodes: int = setting(32, "revision episodes per prompt (with --revision-attempts above 1)",
+                                     flag="--revision-episodes", metavar="E")
     beta: float = setting(1.0, "free-energy temperature of the headline figures (energy = -reward)")
     betas: tuple[float, ...] = setting(
         (0.1, 0.3, 3.0), "further temperatures of the free-energy sweep (each trained model's training kl_beta "
@@ -136,6 +144,9 @@ class ProbeSettings:
             raise ProbeError(f"keep_per_prompt must lie in [1, n={self.n}], got {self.keep_per_prompt}")
         if self.max_new_tokens < 1:
             raise ProbeError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.revision_attempts < 1 or self.revision_episodes < 1:
+            raise ProbeError(f"--revision-attempts and --revision-episodes must be >= 1 (got "
+                             f"{self.revision_attempts} and {self.revision_episodes})")
         if self.bootstrap < 100:
             raise ProbeError(f"bootstrap must be >= 100 resamples (a 95% interval from fewer is noise), "
                              f"got {self.bootstrap}")
@@ -203,6 +214,8 @@ class ModelProbe:
     """Share of the n samples that succeed other than as a listed solution + EOS (what p_known misses)."""
     search_found_P: torch.Tensor
     search: SearchSummary
+    revision: RevisionProbe | None
+    """Revision episodes (``--revision-attempts`` above 1), else None."""
     sampling: EstimatorRegimes
     likelihood: EstimatorRegimes | None
     """None where the task cannot list its solutions (no p_known)."""
@@ -272,9 +285,11 @@ def _search(model, tokenizer, task, problems, settings: ProbeSettings, c_K_P: to
 
 
 def _regimes(c_K_P, p_known_P, max_logp_P, found_P, settings: ProbeSettings):
-    """(sampling, likelihood) regimes; the likelihood estimator's is None without p_known."""
+    """(sampling, likelihood) regimes; the likelihood estimator's is None without p_known. ``found_P``:
+    the search's or revision's success on the prompts the K samples missed."""
     th, K = settings.thresholds, settings.thresholds.budget_K
-    found = found_P if settings.search is not None else None  # no search: nothing can be shown to be barrier
+    extra_information = settings.search is not None or settings.revision_attempts > 1
+    found = found_P if extra_information else None  # neither: nothing can be shown to be barrier
     reached_P = reached_sampling(c_K_P)
     regime_P = classify(c_K_P.double() / K, reached_P, thresholds=th, search_success_P=found)
     sampling = EstimatorRegimes(reached_P, regime_P, singularity_kinds(regime_P, max_logp_P, th))
@@ -302,10 +317,16 @@ def probe_model(model, tokenizer, task, problems, settings: ProbeSettings, *, la
     unlisted_P = None if s.unlisted_PN is None else s.unlisted_PN.double().mean(1)
     t2 = time.perf_counter()
     found_P, search = _search(model, tokenizer, task, problems, settings, c_K_P, progress)
-    sampling, likelihood = _regimes(c_K_P, p_known_P, max_logp_P, found_P, settings)
+    revision = None
+    if settings.revision_attempts > 1:
+        revision = revision_probe(model, tokenizer, task, problems, attempts=settings.revision_attempts,
+                                  episodes=settings.revision_episodes, max_new_tokens=settings.max_new_tokens,
+                                  seed=seed, progress=progress)
+    reached_by_extra_P = found_P if revision is None else found_P | (revision.later_success_P & (c_K_P == 0))
+    sampling, likelihood = _regimes(c_K_P, p_known_P, max_logp_P, reached_by_extra_P, settings)
     return ModelProbe(
         label=label, samples=s, c_K_P=c_K_P, solutions_K=solutions_K, regime_seed=regime_seed, p_known_P=p_known_P,
         max_logp_P=max_logp_P, unlisted_success_P=unlisted_P, search_found_P=found_P, search=search,
-        sampling=sampling, likelihood=likelihood,
+        revision=revision, sampling=sampling, likelihood=likelihood,
         seconds=StageSeconds(sampling=round(t1 - t0, 2), likelihood=round(t2 - t1, 2), search=search.seconds),
     )

@@ -6,7 +6,12 @@ and often (not always) solves in-distribution hands, and is weaker under the oth
 - completions: `correct_fraction` a solver solution drawn uniformly; `misread_fraction` an expression
   over the values the face cards would have under the *other* rule (a solution for those values when
   one exists: the classic rule confusion); the rest a legal expression over the right values with
-  the wrong result.
+  the wrong result;
+- revision episodes (`revision_fraction` of the sequences): one or two wrong attempts (drawn as
+  above, misread or wrong value), each followed by the verifier's feedback (`GeneralPoints.feedback`,
+  e.g. `?used 1 8 11 5:`), then a solver solution. Loss on the final, corrected attempt only: the
+  wrong attempts and the feedback are context, so the first-attempt distribution is learned from the
+  plain sequences alone and revision is something the base can use, not something it is told to do.
 Loss on completion tokens only (the prompts are random cards; there is nothing to learn in them).
 """
 
@@ -26,7 +31,7 @@ from tqdm.auto import tqdm
 from reweightlab.config import setting
 from reweightlab.models.embedded import EmbeddedSpec, build_char_tokenizer, build_embedded_model
 
-CORPUS_VERSION = 3  # 3: GeneralPoints splits by value multiset (2: by rank multiset)
+CORPUS_VERSION = 4  # 4: revision episodes; 3: GeneralPoints splits by value multiset (2: by rank multiset)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ class PretrainSpec:
     id_fraction: float = setting(0.85, "share of prompts under the in-distribution rule (the rest: the other rule)")
     correct_fraction: float = setting(0.70, "share of completions that are a solver solution")
     misread_fraction: float = setting(0.15, "share that read the face cards under the other rule")
+    revision_fraction: float = setting(
+        0.2, "share of sequences that are revision episodes (wrong attempt, feedback, corrected attempt)")
+    second_revision_fraction: float = setting(0.3, "share of the revision episodes with two wrong attempts, not one")
     target: int = setting(24, "the target value of the arithmetic")
     seed: int = setting(0, "seed of the corpus and the initialisation")
 
@@ -99,8 +107,23 @@ def _wrong_value(values, target: int, rng: random.Random) -> str:
     return expr
 
 
-def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], list[str], dict]:
-    """(prompts, completions, description) for `spec.steps * spec.sequences_per_step` sequences."""
+def _wrong_attempt(gp, prob, spec: PretrainSpec, rng: random.Random) -> str:
+    """A wrong completion: a misread of the face cards where the hand has one, else a wrong value."""
+    from reweightlab.tasks.generalpoints import cards_of, values_of
+
+    text = _misread(gp, cards_of(prob), prob.variant, rng) if rng.random() < 0.5 else None
+    if text is None or gp.verify(prob, text).success:
+        text = _wrong_value(values_of(prob), spec.target, rng)
+    return text
+
+
+def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], list[list[tuple[str, bool]]], dict]:
+    """(prompts, completions, description) for `spec.steps * spec.sequences_per_step` sequences.
+
+    A completion is a list of (text, carries loss) parts: one part for a plain sequence; for a revision
+    episode, the wrong attempts and their feedback (no loss) then the corrected attempt. Every attempt
+    ends with EOS (added at encoding); feedback parts do not.
+    """
     from reweightlab.tasks.generalpoints import GeneralPoints, cards_of, values_of
 
     gp = GeneralPoints(target=spec.target)
@@ -111,11 +134,23 @@ def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], 
     )
     sols = {p.id: gp.solutions(p) for p in tqdm(pool, desc="solving corpus hands", disable=not progress)}
     n = spec.steps * spec.sequences_per_step
-    prompts, completions, kinds = [], [], {"correct": 0, "misread": 0, "wrong_value": 0}
+    prompts, completions = [], []
+    kinds = {"correct": 0, "misread": 0, "wrong_value": 0, "revision_1": 0, "revision_2": 0}
     ids = [p for p in pool if p.variant == "id"]
     oods = [p for p in pool if p.variant == "ood"]
     for _ in range(n):
         prob = rng.choice(ids) if rng.random() < spec.id_fraction else rng.choice(oods)
+        if rng.random() < spec.revision_fraction:
+            wrong = 2 if rng.random() < spec.second_revision_fraction else 1
+            parts: list[tuple[str, bool]] = []
+            for _ in range(wrong):
+                attempt = _wrong_attempt(gp, prob, spec, rng)
+                parts += [(attempt, False), (gp.feedback(prob, attempt, gp.verify(prob, attempt)), False)]
+            parts.append((rng.choice(sols[prob.id]), True))
+            kinds[f"revision_{wrong}"] += 1
+            prompts.append(prob.prompt)
+            completions.append(parts)
+            continue
         u = rng.random()
         text, kind = None, "wrong_value"
         if u < spec.correct_fraction:
@@ -127,15 +162,34 @@ def build_corpus(spec: PretrainSpec, progress: bool = True) -> tuple[list[str], 
             text = _wrong_value(values_of(prob), spec.target, rng)
         kinds[kind] += 1
         prompts.append(prob.prompt)
-        completions.append(text)
-    desc = {"sequences": n, "pool_hands": len(pool), "kinds": kinds, "id_fraction": spec.id_fraction}
+        completions.append([(text, True)])
+    desc = {"sequences": n, "pool_hands": len(pool), "kinds": kinds, "id_fraction": spec.id_fraction,
+            "revision_fraction": spec.revision_fraction}
     return prompts, completions, desc
+
+
+def encode_corpus(tok, prompts: list[str], completions: list[list[tuple[str, bool]]]):
+    """The corpus as a SequenceStore: attempts end with EOS, feedback does not; loss where marked."""
+    from reweightlab.data.encoding import encode_prompts
+    from reweightlab.data.episodes import Segment, episode_store
+    from reweightlab.tasks.generalpoints.verify import FEEDBACK_OPEN
+
+    texts = [text for parts in completions for text, _ in parts]
+    encoded = iter(tok(texts, add_special_tokens=False)["input_ids"])
+    episodes = []
+    for parts in completions:  # once per sequence
+        segs = []
+        for text, loss in parts:
+            ids = next(encoded)
+            is_feedback = text.startswith(FEEDBACK_OPEN)
+            segs.append(Segment(ids if is_feedback else ids + [tok.eos_token_id], loss))
+        episodes.append(segs)
+    return episode_store(encode_prompts(tok, prompts), episodes, tok.pad_token_id)
 
 
 def pretrain(spec: PretrainSpec, dest: Path, *, progress: bool = True, log=print) -> dict:
     """Next-token training from scratch on the corpus; saves with save_pretrained, atomically."""
-    from reweightlab.data.encoding import encode_completions, encode_prompts
-    from reweightlab.data.store import SequenceStore, microbatches
+    from reweightlab.data.store import microbatches
     from reweightlab.models.forward import forward_logits_logp
     from reweightlab.models.saving import save_model_atomic
     from reweightlab.train.step import accumulated_step, make_optimizer, make_scheduler
@@ -145,9 +199,7 @@ def pretrain(spec: PretrainSpec, dest: Path, *, progress: bool = True, log=print
     tok = build_char_tokenizer()
     model = build_embedded_model(tok, spec.arch, seed=spec.seed).train()
     prompts, completions, desc = build_corpus(spec, progress)
-    store = SequenceStore.from_lists(
-        encode_prompts(tok, prompts), encode_completions(tok, completions), tok.pad_token_id
-    )
+    store = encode_corpus(tok, prompts, completions)
     opt = make_optimizer(model, lr=spec.lr, weight_decay=spec.weight_decay)
     sched = make_scheduler(opt, schedule="cosine", warmup_steps=spec.warmup_steps, total_steps=spec.steps)
 

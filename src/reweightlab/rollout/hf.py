@@ -13,11 +13,12 @@ The only Python loop on the hot path is the one over generated positions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from reweightlab.data.episodes import Segment
 from reweightlab.models.forward import extend, left_pad, prefill
 from reweightlab.rollout.engine import Rollout
 
@@ -179,16 +180,28 @@ class HFRolloutEngine:
         self, prompts, start, stop, group_size, max_new_tokens, temperature, top_p, generator, uniform_BT=None
     ) -> tuple[torch.Tensor, ...]:
         """Sample sequences [start, stop); returns CPU (tokens_BT, mask_BT, logp_BT, finished_B)."""
+        logits_BV, prefix = self._prefill_chunk(prompts, start, stop, group_size)
+        tokens_BT, mask_BT, logp_BT, finished_B, _last = self._decode(
+            prefix, logits_BV, max_new_tokens, temperature, top_p, generator, uniform_BT)
+        del prefix
+        return tokens_BT.cpu(), mask_BT.cpu(), logp_BT.cpu(), finished_B.cpu()
+
+    def _prefill_chunk(self, prompts, start, stop, group_size):
+        """Prefill the distinct prompts of sequences [start, stop) once and copy each prompt's cache and
+        logits to its samples: (logits_BV, CachedPrefix)."""
         device = self.device
         first_prompt = start // group_size
         ids_PL, mask_PL = left_pad(prompts[first_prompt : (stop - 1) // group_size + 1], self.pad_token_id, device)
         logits_PV, prefix = prefill(self.model, ids_PL, mask_PL)
-        # Copy each prompt's cache and logits to its samples in this chunk.
         prompt_of_B = torch.arange(start, stop, device=device) // group_size - first_prompt
         prefix.reorder(prompt_of_B)
-        logits_BV = logits_PV[prompt_of_B]
-        batch = stop - start
+        return logits_PV[prompt_of_B], prefix
 
+    def _decode(self, prefix, logits_BV, max_new_tokens, temperature, top_p, generator, uniform_BT):
+        """Decode one completion per cached row: (tokens_BT, mask_BT, logp_BT, finished_B, last), on the
+        model's device. ``last`` = (token_B, real_B): the tokens of the final step, which the cache does
+        not hold yet (a revision episode feeds them with its feedback), and which of them are real."""
+        batch, device = logits_BV.shape[0], logits_BV.device
         tokens_BT = torch.full((batch, max_new_tokens), self.pad_token_id, dtype=torch.long, device=device)
         logp_BT = torch.zeros(batch, max_new_tokens, dtype=torch.float32, device=device)
         mask_BT = torch.zeros(batch, max_new_tokens, dtype=torch.bool, device=device)
@@ -209,17 +222,114 @@ class HFRolloutEngine:
             # One host sync per step; stopping early is what makes EOS-heavy batches cheap.
             if steps == max_new_tokens or bool(finished_B.all()):
                 break
-            # Finished rows keep being computed (fed the pad token, outputs discarded): the cost is
-            # their share of each step's FLOPs and cache growth. Compacting the batch would need a
-            # cache gather per step, which only pays off when many rows finish early.
-            logits_BV = extend(self.model, prefix, token_B.unsqueeze(-1))
+            # Finished rows keep being computed (fed the pad token, masked, outputs discarded): the cost
+            # is their share of each step's FLOPs and cache growth. Compacting the batch would need a
+            # cache gather per step, which only pays off when many rows finish early. Masking the pad
+            # keeps a finished row's cache what its text is, so a revision episode can extend it.
+            logits_BV = extend(self.model, prefix, token_B.unsqueeze(-1), alive_B.unsqueeze(-1))
+        return (tokens_BT[:, :steps], mask_BT[:, :steps], logp_BT[:, :steps], finished_B,
+                (token_B, mask_BT[:, steps - 1]))
+
+    def generate_episodes(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        feedback: Callable[[int, list[int], list[list[int]]], list[list[int] | None]],
+        *,
+        attempts: int,
+        samples_per_prompt: int = 1,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        progress: bool = False,
+        prompt_seeds: Sequence[int] | None = None,
+    ) -> list[list[Segment]]:
+        """Revision episodes: up to ``attempts`` completions per episode, each after the feedback on the last.
+
+        Episode n = p * G + g (as ``generate``'s sequences) starts from prompt p. After every attempt
+        but the last, ``feedback(attempt, episodes, completions)`` (0-based attempt; the chunk's live
+        episode indices; their newest completions' token ids, EOS included) returns, per episode, the
+        token ids to append (the verifier's reason) or None to end it (a success). The episodes that go
+        on keep their KV cache: the feedback is fed after what the cache holds (one forward per block of
+        feedback, never a second prefill of the episode so far) and the next attempt decodes from there.
+        Returns per episode its segments: attempts (``loss=True``, with the sampler's log-probs) and
+        feedback (``loss=False``) in order, for ``data.episodes.episode_store``.
+
+        Attempt 1 draws exactly what ``generate`` draws with the same seed(s): ``prompt_seeds`` make
+        every episode's draws depend only on its prompt's seed (later attempts draw after the first's).
+        """
+        self._validate(prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
+        prompts = [list(map(int, p)) for p in prompt_ids]
+        G, num_episodes = samples_per_prompt, len(prompts) * samples_per_prompt
+        generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        uniform_NAT = None
+        if prompt_seeds is not None:
+            if seed is not None or len(prompt_seeds) != len(prompts):
+                raise ValueError("prompt_seeds: one per prompt, and not together with seed")
+            per_prompt = []
+            for ps in prompt_seeds:
+                g = torch.Generator().manual_seed(int(ps))
+                first = torch.rand(G, 1, max_new_tokens, generator=g)  # what generate() draws
+                per_prompt.append(torch.cat([first, torch.rand(G, attempts - 1, max_new_tokens, generator=g)], 1))
+            uniform_NAT = torch.cat(per_prompt)
+        out: list[list[Segment]] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode(), tqdm(total=num_episodes, disable=not progress, desc="episodes",
+                                              unit="episode") as bar:
+                for start in range(0, num_episodes, self.max_batch_sequences):
+                    stop = min(start + self.max_batch_sequences, num_episodes)
+                    out += self._episode_chunk(prompts, start, stop, G, max_new_tokens, attempts, feedback,
+                                               temperature, top_p, generator,
+                                               None if uniform_NAT is None else uniform_NAT[start:stop])
+                    bar.update(stop - start)
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def _episode_chunk(self, prompts, start, stop, G, max_new_tokens, attempts, feedback, temperature, top_p,
+                       generator, uniform_BAT) -> list[list[Segment]]:
+        logits_BV, prefix = self._prefill_chunk(prompts, start, stop, G)
+        episodes: list[list[Segment]] = [[] for _ in range(stop - start)]
+        live = torch.arange(stop - start)  # chunk-local episode index of each cached row
+        max_positions = getattr(self.model.config, "max_position_embeddings", None)
+        for a in range(attempts):
+            uniform_BT = None if uniform_BAT is None else uniform_BAT[live, a]
+            tokens_BT, mask_BT, logp_BT, _finished, (last_B, last_real_B) = self._decode(
+                prefix, logits_BV, max_new_tokens, temperature, top_p, generator, uniform_BT)
+            lengths = mask_BT.sum(-1).tolist()
+            ids = [row[:n] for row, n in zip(tokens_BT.tolist(), lengths, strict=True)]
+            logps = [row[:n] for row, n in zip(logp_BT.tolist(), lengths, strict=True)]
+            for e, i, lp in zip(live.tolist(), ids, logps, strict=True):
+                episodes[e].append(Segment(i, True, lp))
+            if a == attempts - 1:
+                break
+            notes = feedback(a, [start + e for e in live.tolist()], ids)
+            keep = [k for k, note in enumerate(notes) if note is not None]
+            if not keep:
+                break
+            if any(len(notes[k]) == 0 for k in keep):
+                raise ValueError("feedback for a failed attempt encodes to no tokens; an episode's feedback "
+                                 "must be non-empty text")
+            for k in keep:
+                episodes[int(live[k])].append(Segment(list(notes[k]), False))
+            last, real = last_B.tolist(), last_real_B.tolist()
+            block = [([last[k]] if real[k] else []) + list(notes[k]) for k in keep]
+            index = torch.tensor(keep, device=prefix.mask_BS.device)
+            prefix.reorder(index)
+            live = live[torch.tensor(keep)]
+            if max_positions is not None:
+                longest = int(prefix.next_position_B.max()) + max(map(len, block)) + max_new_tokens
+                if longest > max_positions:
+                    raise ValueError(f"a revision episode outgrew the model's max_position_embeddings "
+                                     f"({max_positions}) at attempt {a + 2}: lower the attempts or max_new_tokens")
+            ids_BF, mask_BF = left_pad(block, self.pad_token_id, self.device)
+            logits_BV = extend(self.model, prefix, ids_BF, mask_BF)
         del prefix
-        return (
-            tokens_BT[:, :steps].cpu(),
-            mask_BT[:, :steps].cpu(),
-            logp_BT[:, :steps].cpu(),
-            finished_B.cpu(),
-        )
+        return episodes
 
     def _assemble(self, chunks, group_size) -> Rollout:
         """Right-pad the chunks to the longest completion and concatenate them."""

@@ -4,8 +4,8 @@ A task is any object with the attributes and methods of ``Task`` (a structural P
 class to inherit). ``Problem`` is task-neutral: what a prompt means to its own task (a GeneralPoints
 hand, a user row's number) lives in its generic ``extra`` mapping, so no task needs a subclass.
 
-``Task`` also declares five optional hooks (``verify_batch``, ``reward_counts``, ``use_tokenizer``,
-``prefix_feasible``, ``solution_key``), one small protocol each. Callers never look a hook up
+``Task`` also declares six optional hooks (``verify_batch``, ``reward_counts``, ``use_tokenizer``,
+``prefix_feasible``, ``solution_key``, ``feedback``), one small protocol each. Callers never look a hook up
 themselves: ``tasks.hooks`` calls a task's hook, or does what a task without it means.
 """
 
@@ -96,6 +96,10 @@ class Task(Protocol):
     - ``solution_key(problem, completion)`` (``HasSolutionKey``): what makes two successful
       completions the same solution (the probe's solution-level support and diversity); by default
       the stripped text.
+    - ``feedback(problem, completion, verdict)`` (``HasFeedback``): the text that follows a failed
+      attempt in a revision episode (the verifier's reason, as the model should read it); the next
+      attempt is written right after it. No default: revision (``rl.revision_attempts``, ``probe
+      --revision-attempts``) needs a task that has it.
     """
 
     name: str
@@ -153,4 +157,11 @@ class HasSolutionKey(Protocol):
         ...
 
 
-HOOK_PROTOCOLS = (HasVerifyBatch, HasRewardCounts, HasUseTokenizer, HasPrefixFeasible, HasSolutionKey)
+@runtime_checkable
+class HasFeedback(Protocol):
+    def feedback(self, problem: Problem, completion: str, verdict: Verdict) -> str:
+        """What the verifier tells the model after ``completion`` failed with ``verdict``."""
+        ...
+
+
+HOOK_PROTOCOLS = (HasVerifyBatch, HasRewardCounts, HasUseTokenizer, HasPrefixFeasible, HasSolutionKey, HasFeedback)

@@ -55,3 +55,22 @@ def solution_key(task, problem: Problem, completion: str) -> str:
     surrounding whitespace removed."""
     hook = getattr(task, "solution_key", None)
     return hook(problem, completion) if hook is not None else completion.strip()
+
+
+class NoFeedbackError(ValueError):
+    """Revision was asked of a task that cannot say why an attempt failed."""
+
+
+def has_feedback(task) -> bool:
+    """Whether the task can write feedback after a failed attempt (``feedback``): revision needs it."""
+    return getattr(task, "feedback", None) is not None
+
+
+def feedback(task, problem: Problem, completion: str, verdict: Verdict) -> str:
+    """The task's feedback on a failed attempt (``feedback``). No default: a revision episode without
+    the verifier's reason would only be resampling, so a task without the hook is an error."""
+    hook = getattr(task, "feedback", None)
+    if hook is None:
+        raise NoFeedbackError(f"task {getattr(task, 'name', task)!r} has no feedback hook: revision needs a task "
+                              "whose verifier says why an attempt failed (Task.feedback)")
+    return hook(problem, completion, verdict)

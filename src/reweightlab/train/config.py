@@ -147,6 +147,11 @@ class RLConfig:
     )
     temperature: float = _f(1.0, "sampling temperature")
     top_p: float = _f(1.0, "nucleus sampling mass")
+    revision_attempts: int = _f(
+        1, "attempts per episode (sequential revision): after a failed attempt the task's verifier feedback is "
+        "appended and the model tries again, up to this many times; the episode's reward is its last attempt's. "
+        "1 = one attempt per sample (needs a task with a feedback hook when > 1)",
+    )
 
 
 @dataclass(frozen=True)
@@ -270,7 +275,7 @@ def validate(cfg: TrainConfig, user_keys: set[str]) -> None:
         "data.base_samples_per_prompt": cfg.data.base_samples_per_prompt,
         "rl.prompts_per_step": cfg.rl.prompts_per_step, "rl.samples_per_prompt": cfg.rl.samples_per_prompt,
         "rl.epochs_per_batch": cfg.rl.epochs_per_batch, "rl.minibatches_per_epoch": cfg.rl.minibatches_per_epoch,
-        "log_every": cfg.log_every,
+        "rl.revision_attempts": cfg.rl.revision_attempts, "log_every": cfg.log_every,
     }
     for key, v in positive.items():
         if v < 1:

@@ -21,7 +21,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from reweightlab.algos.rl import kl_shaped_rewards
 from reweightlab.algos.rl import token_loss as rl_token_loss
 from reweightlab.data.encoding import solver_demonstrations
-from reweightlab.data.store import SequenceStore, completion_mask, microbatches
+from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.files import write_text_atomic
 from reweightlab.math import ema_update_, token_entropy, weighted_nll
 from reweightlab.models import load_model, load_tokenizer
@@ -31,7 +31,9 @@ from reweightlab.models.saving import save_model_atomic
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import Problem, Task, get_task
-from reweightlab.tasks.hooks import reward_counts
+from reweightlab.config import ConfigError
+from reweightlab.rollout.revision import sample_revisions
+from reweightlab.tasks.hooks import has_feedback, reward_counts
 from reweightlab.train import user_data
 from reweightlab.train.config import TrainConfig
 from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_distributed
@@ -116,6 +118,9 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     ref = None
     if cfg.method_record.needs_reference:  # pi_ref is frozen: the starting checkpoint, never refreshed
         ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
+    if cfg.is_rl and cfg.rl.revision_attempts > 1 and not has_feedback(task):
+        raise ConfigError(f"config key 'rl.revision_attempts': {cfg.rl.revision_attempts} attempts need a task whose "
+                          f"verifier gives feedback (a feedback hook); task {task.name!r} has none")
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
     if dist.is_main:  # one process writes the run folder; the others only train
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -185,7 +190,7 @@ class OfflineContext:
         self._per_mb = s.cfg.optim.sequences_per_microbatch
 
     def mask_of(self, store: SequenceStore) -> torch.Tensor:
-        return completion_mask(store.prompt_len_N, store.total_len_N, store.ids_NL.shape[1])
+        return store.target_mask()
 
     def logp_q_of(self, store: SequenceStore) -> torch.Tensor:
         mbs = microbatches(store, self._per_mb)
@@ -326,12 +331,15 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
         f"up to {P * G * cfg.data.max_new_tokens} completion tokens per batch; "
         f"{rl_cfg.epochs_per_batch} epoch(s) x {rl_cfg.minibatches_per_epoch} minibatch(es) -> {updates} updates"
     )
+    if rl_cfg.revision_attempts > 1:
+        log(f"[{cfg.method}] sequential revision: each sample is an episode of up to {rl_cfg.revision_attempts} "
+            "attempts, the task's feedback after each failed one; reward = the last attempt's, loss on the attempts")
     opt, sched = _optimizer(s, total_steps=updates)
     rng = random.Random(cfg.seed)
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
         batch_problems = [s.problems[i] for i in rng.sample(range(len(s.problems)), min(P, len(s.problems)))]
         t0 = time.perf_counter()
-        batch, rewards_PG = _rl_batch(s, batch_problems, step)  # batch: this process's; rewards: all
+        batch, rewards_PG, episodes = _rl_batch(s, batch_problems, step)  # batch: this process's; rewards: all
         t_gen = time.perf_counter() - t0
         stats = _rl_updates(s, batch, opt, sched)
         t_train = time.perf_counter() - t0 - t_gen
@@ -346,6 +354,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
             "sample_tokens_per_s": float(lengths.sum()) / max(t_gen, 1e-9),
             "time_generation": t_gen, "time_training": t_train,
             **reward_counts(s.task),  # reward_errors, reward_timeouts (user reward functions)
+            **episodes,  # revision: success at attempt 1 and attempts per episode
         }
         _log_step(s, step, stats, extra)
         _maybe_checkpoint(s, step)
@@ -359,6 +368,10 @@ def _prompt_seed(seed: int, step: int, index: int) -> int:
 def _rl_batch(s: Setup, problems, step: int):
     """Sample, verify, compute advantages; old and reference log-probs once for the whole batch.
 
+    With ``rl.revision_attempts`` R > 1 a sample is a revision episode (rollout/revision.py): its
+    sequence holds every attempt and the feedback between them, its reward is its last attempt's,
+    and the advantage is the method's, computed from the episode rewards; loss covers the attempts.
+
     Data parallel: each process samples its slice of the prompts, each prompt seeded by its index
     in the whole batch (so N processes draw what one would), and advantages are computed from the
     rewards of all processes (exact for batch-level baselines too). Returns this process's sequences
@@ -369,11 +382,17 @@ def _rl_batch(s: Setup, problems, step: int):
         raise ValueError(f"rl.prompts_per_step ({len(problems)}) must be a multiple of the "
                          f"{s.dist.world_size} processes")
     first, stop = s.dist.shard(len(problems))
-    samples = sample_and_score(
-        s.engine, s.task, problems[first:stop], s.tokenizer, samples_per_prompt=rl_cfg.samples_per_prompt,
-        max_new_tokens=cfg.data.max_new_tokens, temperature=rl_cfg.temperature, top_p=rl_cfg.top_p,
-        prompt_seeds=[_prompt_seed(cfg.seed, step, i) for i in range(first, stop)],
-    )
+    sampling = dict(samples_per_prompt=rl_cfg.samples_per_prompt, max_new_tokens=cfg.data.max_new_tokens,
+                    temperature=rl_cfg.temperature, top_p=rl_cfg.top_p,
+                    prompt_seeds=[_prompt_seed(cfg.seed, step, i) for i in range(first, stop)])
+    episodes = {}
+    if rl_cfg.revision_attempts > 1:  # one sequence per episode: attempts and feedback, loss on the attempts
+        samples = sample_revisions(s.engine, s.task, problems[first:stop], s.tokenizer,
+                                   attempts=rl_cfg.revision_attempts, **sampling)
+        episodes = {"success_first_attempt": float(s.dist.all_gather_cat(samples.first_success_PG.reshape(-1)).mean()),
+                    "attempts": float(s.dist.all_gather_cat(samples.attempts_PG.reshape(-1)).mean())}
+    else:
+        samples = sample_and_score(s.engine, s.task, problems[first:stop], s.tokenizer, **sampling)
     batch = samples.store
     mbs = microbatches(batch, cfg.optim.sequences_per_microbatch)
     N, L = len(batch), batch.ids_NL.shape[1]
@@ -385,13 +404,13 @@ def _rl_batch(s: Setup, problems, step: int):
     batch = batch.replace(logp_old_NT=logp_old, logp_ref_NT=teacher_forced_logp(s.ref, mbs, N, L, s.device))
     rewards_PG = samples.rewards_PG
     if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "reward":
-        mask = completion_mask(batch.prompt_len_N, batch.total_len_N, L)
+        mask = batch.target_mask()
         rewards_PG = kl_shaped_rewards(rewards_PG, batch.logp_old_NT, batch.logp_ref_NT, mask, rl_cfg.kl_beta)
     rewards_PG = s.dist.all_gather_cat(rewards_PG)
     adv_N = cfg.method_record.advantages(rewards_PG, cfg.resolved_adv_std()).reshape(-1)
     G = rl_cfg.samples_per_prompt
     batch = batch.replace(adv_N=adv_N[first * G : stop * G])
-    return batch, s.dist.all_gather_cat(samples.rewards_PG)
+    return batch, s.dist.all_gather_cat(samples.rewards_PG), episodes
 
 
 def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:

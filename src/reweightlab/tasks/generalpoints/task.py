@@ -20,7 +20,12 @@ from collections.abc import Sequence
 
 from reweightlab.tasks.base import SPLITS, Problem, Verdict
 from reweightlab.tasks.generalpoints.arith import canonical, solvable, solve
-from reweightlab.tasks.generalpoints.verify import REWARD_CORRECT, expression_prefix_feasible, verify_expression
+from reweightlab.tasks.generalpoints.verify import (
+    REWARD_CORRECT,
+    expression_prefix_feasible,
+    revision_feedback,
+    verify_expression,
+)
 
 RANKS = ("A", "2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K")
 FACES = frozenset({"J", "Q", "K"})
@@ -168,6 +173,12 @@ class GeneralPoints:
         """False only if no completion starting with ``prefix`` can be a success (see
         ``expression_prefix_feasible``); the Task protocol's optional partial verifier."""
         return expression_prefix_feasible(prefix, values_of(problem), target_of(problem))
+
+    def feedback(self, problem: Problem, completion: str, verdict: Verdict) -> str:
+        """The verifier's reason in a form the embedded model reads, e.g. ``'?used 1 8 11 5:'`` or
+        ``'?got 23:'`` (``revision_feedback``): the Task protocol's optional feedback hook, which
+        revision episodes need. ``verdict`` is this completion's; the text is recomputed from it."""
+        return revision_feedback(completion, values_of(problem), target_of(problem))
 
     def solution_key(self, problem: Problem, completion: str) -> str:
         """The canonical form of a successful completion: ``3*8`` and ``(8*3)`` are one solution, and

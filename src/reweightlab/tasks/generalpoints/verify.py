@@ -39,25 +39,47 @@ def verify_expression(completion: str, values: Sequence[int], target: int) -> Ve
     +5 legal, each value used exactly once, equals target; -1 the same but another value (or a
     division by zero); -2 legal but the numbers are not the cards, each once; -3 illegal.
     """
+    score, reason, _short = _check(completion, values, target)
+    return Verdict(score, score == REWARD_CORRECT, reason)
+
+
+# Feedback after a failed attempt, as a revision episode shows it to the model: short, because the
+# embedded model reads characters. '?' opens it and ':' closes it, as ':' closes the prompt, so the
+# next attempt follows directly. The cards and the target are in the prompt already.
+FEEDBACK_OPEN, FEEDBACK_CLOSE = "?", ":"
+FEEDBACK_MAX_NUMBERS = 6
+
+
+def revision_feedback(completion: str, values: Sequence[int], target: int) -> str:
+    """What the verifier tells the model after a failed attempt, e.g. ``'?used 1 8 11 5:'`` (the
+    numbers are not the cards), ``'?got 23:'`` (the value, not the target), ``'?div0:'``,
+    ``'?illegal:'``; ``'?correct:'`` for a success (a revision episode ends there, so it is never shown)."""
+    return f"{FEEDBACK_OPEN}{_check(completion, values, target)[2]}{FEEDBACK_CLOSE}"
+
+
+def _check(completion: str, values: Sequence[int], target: int) -> tuple[float, str, str]:
+    """(score, reason, the reason in feedback form): the one place a completion is judged."""
     try:
         rpn = parse(completion)
     except IllegalExpression as err:
-        return Verdict(REWARD_ILLEGAL, False, f"illegal: {err}")
+        return REWARD_ILLEGAL, f"illegal: {err}", "illegal"
     literals = [tok for tok in rpn if is_literal(tok)]
+    shown = [tok if len(tok) <= MAX_LITERAL_DIGITS else tok[:MAX_LITERAL_DIGITS] + ".." for tok in literals]
+    used_short = "used " + " ".join(shown[:FEEDBACK_MAX_NUMBERS]) + (" .." if len(shown) > FEEDBACK_MAX_NUMBERS else "")
     too_long = [tok for tok in literals if len(tok) > MAX_LITERAL_DIGITS]
     if too_long:
-        shown = too_long[0] if len(too_long[0]) <= 12 else too_long[0][:12] + "..."
-        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {shown}, which is not on the cards")
+        long_shown = too_long[0] if len(too_long[0]) <= 12 else too_long[0][:12] + "..."
+        return REWARD_WRONG_NUMBERS, f"uses {long_shown}, which is not on the cards", used_short
     used = [int(tok) for tok in literals]
     if sorted(used) != sorted(values):
-        return Verdict(REWARD_WRONG_NUMBERS, False, f"uses {used} but the cards are {list(values)}")
+        return REWARD_WRONG_NUMBERS, f"uses {used} but the cards are {list(values)}", used_short
     try:
         value = evaluate_rpn(rpn)
     except ZeroDivisionError:
-        return Verdict(REWARD_WRONG_VALUE, False, "division by zero")
+        return REWARD_WRONG_VALUE, "division by zero", "div0"
     if value != target:
-        return Verdict(REWARD_WRONG_VALUE, False, f"value {value}, not {target}")
-    return Verdict(REWARD_CORRECT, True, "correct")
+        return REWARD_WRONG_VALUE, f"value {value}, not {target}", f"got {value}"
+    return REWARD_CORRECT, "correct", "correct"
 
 
 def expression_prefix_feasible(prefix: str, values: Sequence[int], target: int) -> bool:
