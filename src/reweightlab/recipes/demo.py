@@ -33,12 +33,15 @@ from reweightlab.tasks import get_task
 from reweightlab.train.config import config_from_dict
 from reweightlab.train.loop import train
 
-DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "search_sft", "grpo", "rloo", "sft_ood")
-"""The arms of the study: every method trained on the in-distribution rule with the same budget,
-and ``sft_ood``, SFT on solver demonstrations under the other rule (new information: the
-positive control of the probe's creation figures on that rule)."""
-ARMS = {"sft_ood": ("sft", "ood")}
+DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "search_sft", "grpo", "rloo", "grpo_revision",
+                "sft_ood")
+"""The arms of the study: every method trained on the in-distribution rule with the same budget;
+``grpo_revision``, GRPO on revision episodes (up to ``revision_attempts`` attempts with the verifier's
+feedback between them, Chu et al.'s RL); and ``sft_ood``, SFT on solver demonstrations under the other
+rule (new information: the positive control of the probe's creation figures on that rule)."""
+ARMS = {"sft_ood": ("sft", "ood"), "grpo_revision": ("grpo", "id")}
 """An arm that is not a method name: (method, training variant)."""
+REVISION_ARMS = frozenset({"grpo_revision"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class DemoBudget:
     eval_samples: int = setting(128, "samples per prompt in the probe; also the regime budget K")
     search: SearchBudget = setting(SearchBudget(beam_width=16, expand_top=8), "the probe's verifier-guided search")
     train_seeds: tuple[int, ...] = setting((0, 1, 2), "every method is trained once per seed (added to --seed)")
+    revision_attempts: int = setting(3, "attempts per revision episode: grpo_revision trains on them, the probe "
+                                        "measures success at attempt 1 and within the episode")
+    revision_episodes: int = setting(16, "revision episodes per prompt in the probe")
 
     @property
     def rl_steps(self) -> int:
@@ -77,7 +83,7 @@ DEFAULT_BUDGET = DemoBudget()
 QUICK_BUDGET = replace(
     DEFAULT_BUDGET, pretrain=QUICK_SPEC, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
     offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4, eval_prompts=16,
-    eval_samples=32, search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1),
+    eval_samples=32, search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1), revision_episodes=4,
 )
 
 
@@ -87,7 +93,7 @@ def load_budget(quick: bool = False, path: str | None = None, overrides=()) -> D
     user = merge(read_config_file(path) if path else {}, parse_overrides(list(overrides)))
     budget = build(DemoBudget, merge(asdict(base), user))
     for key in ("num_prompts", "offline_steps", "offline_sequences_per_step", "rl_prompts_per_step",
-                "rl_samples_per_prompt", "eval_prompts", "eval_samples"):
+                "rl_samples_per_prompt", "eval_prompts", "eval_samples", "revision_attempts", "revision_episodes"):
         if getattr(budget, key) < 1:
             raise ConfigError(f"config key '{key}': must be >= 1, got {getattr(budget, key)}")
     if not budget.train_seeds:
@@ -115,6 +121,8 @@ def method_config(arm: str, budget: DemoBudget, base: str, out: Path, seed: int)
         raw["optim"].update(lr=budget.rl_lr, steps=budget.rl_steps)
         raw["rl"] = {"prompts_per_step": budget.rl_prompts_per_step,
                      "samples_per_prompt": budget.rl_samples_per_prompt, "kl_beta": RL_KL_BETA}
+        if arm in REVISION_ARMS:  # as many episodes as the other arm has samples; each up to R attempts
+            raw["rl"]["revision_attempts"] = budget.revision_attempts
     else:
         raw["optim"].update(steps=budget.offline_steps, sequences_per_step=budget.offline_sequences_per_step)
     if method == "sft_q":
@@ -181,7 +189,7 @@ def _sample_base(base: str, task, budget: DemoBudget, seed: int, progress: bool)
 
 
 SEED_FIGURES = ("pass1", "delta_pass1", "crossover_k", "elicitation", "creation", "support_E", "support_S",
-                "NSCR", "kl_to_base_per_token", "free_energy_gap")
+                "NSCR", "kl_to_base_per_token", "free_energy_gap", "first_attempt", "within_episode", "delta_within_episode")
 
 
 def _vs_base_figures(v: dict, beta: str) -> dict:
@@ -208,7 +216,8 @@ def _probe_all(models: dict, budget: DemoBudget, seed: int, progress: bool, out:
         settings = ProbeSettings(
             task="generalpoints", variant=variant, num_prompts=budget.eval_prompts, n=budget.eval_samples,
             thresholds=RegimeThresholds(budget_K=budget.eval_samples), search=budget.search, seed=seed + 7919,
-            betas=(RL_KL_BETA, 0.3, 3.0),
+            betas=(RL_KL_BETA, 0.3, 3.0), revision_attempts=budget.revision_attempts,
+            revision_episodes=budget.revision_episodes,
         )
         p = run_probe(models["base"], trained, settings, out / f"probe-{variant}", progress=progress,
                       log=lambda *_: None)
@@ -216,8 +225,15 @@ def _probe_all(models: dict, budget: DemoBudget, seed: int, progress: bool, out:
         for name, m in p["per_model"].items():
             results[name][variant] = {k: m[k] for k in ("pass_at_k", "pass_at_k_ci95", "mean_reward",
                                                          "sample_tokens_per_s", "regimes", "diversity")}
+            if m.get("revision"):
+                r = m["revision"]
+                results[name][variant]["revision"] = {k: r[k] for k in (
+                    "success_first_attempt", "success_within_episode", "revision_gain", "found_by_revision")}
             if name != "base":
                 results[name][variant] |= _vs_base_figures(p["vs_base"][name], beta)
+                if p["vs_base"][name].get("revision"):
+                    results[name][variant]["delta_within_episode"] = (
+                        p["vs_base"][name]["revision"]["delta_success_within_episode"])
             else:
                 results[name][variant]["free_energy_gap"] = m["free_energy"][beta]["gap"]
         probe[variant] = {"dir": f"probe-{variant}", "seconds": p["seconds"], "estimator": p["estimator"],
@@ -230,7 +246,7 @@ def _value(x):
     return x.get("value") if isinstance(x, dict) else x
 
 
-DIFFERENCES = ("delta_pass1", "elicitation", "creation", "NSCR")  # differences against the base, with intervals
+DIFFERENCES = ("delta_pass1", "elicitation", "creation", "NSCR", "delta_within_episode")  # differences against the base, with intervals
 
 
 def spread_across_seeds(summary: dict) -> dict:
@@ -243,10 +259,12 @@ def spread_across_seeds(summary: dict) -> dict:
         for variant in ("id", "ood"):
             rows = [summary["eval"][label][variant] for label in labels]
             figs = {"pass1": [r["pass_at_k"]["1"] for r in rows]}
-            figs |= {f: [_value(r.get(f)) for r in rows] for f in SEED_FIGURES if f != "pass1"}
+            figs |= {f: [_value(r.get(f)) for r in rows] for f in SEED_FIGURES if f not in ("pass1", "first_attempt", "within_episode")}
+            for f, key in (("first_attempt", "success_first_attempt"), ("within_episode", "success_within_episode")):
+                figs[f] = [_value((r.get("revision") or {}).get(key)) for r in rows]
             out[method][variant] = {f: across_seeds(v) for f, v in figs.items()}
             for f in DIFFERENCES:
-                out[method][variant][f]["clear_of_zero"] = sum(excludes_zero(r[f]) for r in rows)
+                out[method][variant][f]["clear_of_zero"] = sum(excludes_zero(r[f]) for r in rows if r.get(f))
     return out
 
 
@@ -281,10 +299,26 @@ def format_table(summary: dict) -> str:
                      + _pm(i["crossover_k"], ".1f", 13) + _pm(i["elicitation"], "+.3f", 19)
                      + _pm(i["creation"], "+.3f", 19) + _pm(i["support_E"], ".1f", 10) + _pm(i["support_S"], ".1f", 10)
                      + _pm(i["kl_to_base_per_token"], ".3f", 13) + _pm(o["pass1"], ".3f", 14))
+    if "revision" in b["id"]:
+        head = f"{'revision':<13}{'ID attempt 1':>14}{'ID within R':>14}{'Δwithin':>19}{'OOD attempt 1':>15}{'OOD within R':>14}{'Δwithin':>19}"
+        lines += ["", head, "-" * len(head)]
+        rb = {v: b[v]["revision"] for v in ("id", "ood")}
+        lines.append(f"{'base':<13}{rb['id']['success_first_attempt']['value']:>14.3f}"
+                     f"{rb['id']['success_within_episode']['value']:>14.3f}{'':>19}"
+                     f"{rb['ood']['success_first_attempt']['value']:>15.3f}{rb['ood']['success_within_episode']['value']:>14.3f}")
+        for method, by in spread.items():
+            i, o = by["id"], by["ood"]
+            lines.append(f"{method:<13}" + _pm(i["first_attempt"], ".3f", 14) + _pm(i["within_episode"], ".3f", 14)
+                         + _pm(i["delta_within_episode"], "+.3f", 19) + _pm(o["first_attempt"], ".3f", 15)
+                         + _pm(o["within_episode"], ".3f", 14) + _pm(o["delta_within_episode"], "+.3f", 19))
     lines += [
         f"k*: the k at which the base catches up in distribution (- : not up to k={kmax}). elicit / create: the "
         "ID pass@1 gain on prompts the base reached within K samples / did not (they add up to Δpass@1).",
         "E / S: prompts only the model / only the base reached within K samples. KL/tok: exact KL(model || base) per "
         "token on the model's samples. Details: probe-id/, probe-ood/, report.html.",
     ]
+    if "revision" in b["id"]:
+        lines.append(f"revision: {summary['budget']['revision_episodes']} episodes per prompt of up to "
+                     f"{summary['budget']['revision_attempts']} attempts, the verifier's feedback after each failed one "
+                     "(attempt 1 and within R from the same episodes; Δwithin: against the base, paired over prompts).")
     return "\n".join(lines)

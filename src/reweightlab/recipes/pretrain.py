@@ -59,6 +59,10 @@ class PretrainSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+# Micro-batches of a step, sorted by length: the revision episodes (about 2.5x the plain sequences)
+# share the last ones, so the plain sequences are not padded to an episode's length.
+PRETRAIN_MICROBATCH = 32
+
 QUICK_SPEC = PretrainSpec(steps=150, pool_hands=600, warmup_steps=15)
 
 
@@ -214,7 +218,7 @@ def pretrain(spec: PretrainSpec, dest: Path, *, progress: bool = True, log=print
         batch = store.select(idx)
         tokens += int(batch.total_len_N.sum())
         stats = accumulated_step(
-            model, opt, sched, microbatches(batch, spec.sequences_per_step), token_loss,
+            model, opt, sched, microbatches(batch, PRETRAIN_MICROBATCH), token_loss,
             reduction="token_mean", max_grad_norm=1.0, device="cpu", constant_per_sequence=1.0,
         )
         if step % 50 == 0 or step == spec.steps - 1:
