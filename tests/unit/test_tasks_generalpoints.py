@@ -254,3 +254,30 @@ def test_random_expressions_score_minus_one_or_five(seed, variant):
     v = GeneralPoints().verify(p, e)
     assert v.score == (5 if evaluate(e) == 24 else -1)
     assert (e in solve(values_of(p), 24)) == v.success
+
+
+def test_feedback_says_what_the_verifier_found_in_a_few_characters():
+    from reweightlab.tasks import GeneralPoints
+
+    gp = GeneralPoints()
+    hand = gp.problem(("A", "8", "K", "5"), "id")  # values 1 8 10 5
+    cases = {
+        "8*3": "?used 8 3:",                      # numbers not the cards
+        "(10-8)*(5+1+1)": "?used 10 8 5 1 1:",
+        "(10-8)*(5+1)": "?got 12:",
+        "1*8*10*5*1*1*1*1": "?used 1 8 10 5 1 1 ..:",  # at most six numbers shown
+        "123456+1": "?used 123.. 1:",             # an over-long literal is cut
+        "1+8+10+5": "?correct:",
+        "10+8+5*1": "?got 23:",                   # the value, not the target
+        "))": "?illegal:",
+    }
+    for completion, note in cases.items():
+        verdict = gp.verify(hand, completion)
+        assert gp.feedback(hand, completion, verdict) == note, completion
+        assert verdict.success == (note == "?correct:")
+    assert gp.verify(hand, "10+8+5*1").reason == "value 23, not 24"  # the long reason is unchanged
+    assert gp.feedback(hand, "3/2", gp.verify(hand, "3/2")) == "?used 3 2:"
+    pair = gp.problem(("5", "5", "8", "A"), "id")
+    assert gp.feedback(pair, "(8+1)/(5-5)", gp.verify(pair, "(8+1)/(5-5)")) == "?div0:"
+    ood = gp.problem(("A", "8", "K", "5"), "ood")  # K = 13: a misread of K as 10 uses 10
+    assert gp.feedback(ood, "1+8+10+5", gp.verify(ood, "1+8+10+5")) == "?used 1 8 10 5:"

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 
 from reweightlab.files import write_text_atomic
-from reweightlab.probe.passk_stats import bootstrap_passk
 from reweightlab.probe.intervals import Resamples
+from reweightlab.probe.passk_stats import bootstrap_passk
 from reweightlab.probe.regimes import REGIMES, SINGULARITY_KINDS, agreement
 from reweightlab.probe.revision import revision_figures
 from reweightlab.probe.study import ModelProbe, ProbeSettings, SearchSummary, StageSeconds

@@ -189,7 +189,8 @@ def _sample_base(base: str, task, budget: DemoBudget, seed: int, progress: bool)
 
 
 SEED_FIGURES = ("pass1", "delta_pass1", "crossover_k", "elicitation", "creation", "support_E", "support_S",
-                "NSCR", "kl_to_base_per_token", "free_energy_gap", "first_attempt", "within_episode", "delta_within_episode")
+                "NSCR", "kl_to_base_per_token", "free_energy_gap", "first_attempt", "within_episode",
+                "delta_within_episode")
 
 
 def _vs_base_figures(v: dict, beta: str) -> dict:
@@ -246,7 +247,8 @@ def _value(x):
     return x.get("value") if isinstance(x, dict) else x
 
 
-DIFFERENCES = ("delta_pass1", "elicitation", "creation", "NSCR", "delta_within_episode")  # differences against the base, with intervals
+# differences against the base, with intervals
+DIFFERENCES = ("delta_pass1", "elicitation", "creation", "NSCR", "delta_within_episode")
 
 
 def spread_across_seeds(summary: dict) -> dict:
@@ -259,7 +261,8 @@ def spread_across_seeds(summary: dict) -> dict:
         for variant in ("id", "ood"):
             rows = [summary["eval"][label][variant] for label in labels]
             figs = {"pass1": [r["pass_at_k"]["1"] for r in rows]}
-            figs |= {f: [_value(r.get(f)) for r in rows] for f in SEED_FIGURES if f not in ("pass1", "first_attempt", "within_episode")}
+            own = ("pass1", "first_attempt", "within_episode")
+            figs |= {f: [_value(r.get(f)) for r in rows] for f in SEED_FIGURES if f not in own}
             for f, key in (("first_attempt", "success_first_attempt"), ("within_episode", "success_within_episode")):
                 figs[f] = [_value((r.get("revision") or {}).get(key)) for r in rows]
             out[method][variant] = {f: across_seeds(v) for f, v in figs.items()}
@@ -300,7 +303,8 @@ def format_table(summary: dict) -> str:
                      + _pm(i["creation"], "+.3f", 19) + _pm(i["support_E"], ".1f", 10) + _pm(i["support_S"], ".1f", 10)
                      + _pm(i["kl_to_base_per_token"], ".3f", 13) + _pm(o["pass1"], ".3f", 14))
     if "revision" in b["id"]:
-        head = f"{'revision':<13}{'ID attempt 1':>14}{'ID within R':>14}{'Δwithin':>19}{'OOD attempt 1':>15}{'OOD within R':>14}{'Δwithin':>19}"
+        head = (f"{'revision':<13}{'ID attempt 1':>14}{'ID within R':>14}{'Δwithin':>19}{'OOD attempt 1':>15}"
+                f"{'OOD within R':>14}{'Δwithin':>19}")
         lines += ["", head, "-" * len(head)]
         rb = {v: b[v]["revision"] for v in ("id", "ood")}
         lines.append(f"{'base':<13}{rb['id']['success_first_attempt']['value']:>14.3f}"
@@ -319,6 +323,7 @@ def format_table(summary: dict) -> str:
     ]
     if "revision" in b["id"]:
         lines.append(f"revision: {summary['budget']['revision_episodes']} episodes per prompt of up to "
-                     f"{summary['budget']['revision_attempts']} attempts, the verifier's feedback after each failed one "
+                     f"{summary['budget']['revision_attempts']} attempts, the verifier's feedback after each failed "
+                     "one "
                      "(attempt 1 and within R from the same episodes; Δwithin: against the base, paired over prompts).")
     return "\n".join(lines)

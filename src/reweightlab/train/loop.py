@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reweightlab.algos.rl import kl_shaped_rewards
 from reweightlab.algos.rl import token_loss as rl_token_loss
+from reweightlab.config import ConfigError
 from reweightlab.data.encoding import solver_demonstrations
 from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.files import write_text_atomic
@@ -29,10 +30,9 @@ from reweightlab.models.adapters import ReferenceView, frozen_reference, prepare
 from reweightlab.models.forward import forward_logits_logp, teacher_forced_logp
 from reweightlab.models.saving import save_model_atomic
 from reweightlab.rollout import HFRolloutEngine
+from reweightlab.rollout.revision import sample_revisions
 from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import Problem, Task, get_task
-from reweightlab.config import ConfigError
-from reweightlab.rollout.revision import sample_revisions
 from reweightlab.tasks.hooks import has_feedback, reward_counts
 from reweightlab.train import user_data
 from reweightlab.train.config import TrainConfig
