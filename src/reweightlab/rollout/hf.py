@@ -116,22 +116,10 @@ class HFRolloutEngine:
         `prompt_seeds` (one per prompt, instead of `seed`): prompt p's samples depend only on its seed
         (up to float rounding of the logits), whichever prompts share the call or the chunk.
         """
-        self._validate(prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p)
-        prompts = [list(map(int, p)) for p in prompt_ids]
-        if min(map(min, prompts)) < 0 or max(map(max, prompts)) >= self._vocab_size:
-            raise ValueError(f"prompt token ids must lie in [0, {self._vocab_size})")
+        prompts, generator, uniform_NAT = self._prepare(
+            prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p, seed, prompt_seeds, attempts=1)
         num_sequences = len(prompts) * samples_per_prompt
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=self.device).manual_seed(seed)
-        uniform_NT = None
-        if prompt_seeds is not None:
-            if seed is not None or len(prompt_seeds) != len(prompts):
-                raise ValueError("prompt_seeds: one per prompt, and not together with seed")
-            uniform_NT = torch.cat([
-                torch.rand(samples_per_prompt, max_new_tokens, generator=torch.Generator().manual_seed(int(ps)))
-                for ps in prompt_seeds
-            ])
+        uniform_NT = None if uniform_NAT is None else uniform_NAT[:, 0]
 
         chunks = []
         was_training = self.model.training
@@ -153,6 +141,27 @@ class HFRolloutEngine:
         finally:
             self.model.train(was_training)
         return self._assemble(chunks, samples_per_prompt)
+
+    def _prepare(self, prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p, seed, prompt_seeds,
+                 attempts: int):
+        """Checked prompts, the generator (``seed``) and, with ``prompt_seeds``, each sequence's uniform
+        draws for ``attempts`` attempts (N x A x T): a prompt's generator gives attempt 1's first, so
+        attempt 1 is the same whatever the number of attempts."""
+        self._validate(prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p)
+        prompts = [list(map(int, p)) for p in prompt_ids]
+        if min(map(min, prompts)) < 0 or max(map(max, prompts)) >= self._vocab_size:
+            raise ValueError(f"prompt token ids must lie in [0, {self._vocab_size})")
+        generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
+        if prompt_seeds is None:
+            return prompts, generator, None
+        if seed is not None or len(prompt_seeds) != len(prompts):
+            raise ValueError("prompt_seeds: one per prompt, and not together with seed")
+        G, T, per_prompt = samples_per_prompt, max_new_tokens, []
+        for ps in prompt_seeds:
+            g = torch.Generator().manual_seed(int(ps))
+            first = torch.rand(G, 1, T, generator=g)
+            per_prompt.append(torch.cat([first, torch.rand(G, attempts - 1, T, generator=g)], 1))
+        return prompts, generator, torch.cat(per_prompt)
 
     def _validate(self, prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p) -> None:
         if len(prompt_ids) == 0:
@@ -258,22 +267,11 @@ class HFRolloutEngine:
         Attempt 1 draws exactly what ``generate`` draws with the same seed(s): ``prompt_seeds`` make
         every episode's draws depend only on its prompt's seed (later attempts draw after the first's).
         """
-        self._validate(prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p)
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
-        prompts = [list(map(int, p)) for p in prompt_ids]
+        prompts, generator, uniform_NAT = self._prepare(
+            prompt_ids, samples_per_prompt, max_new_tokens, temperature, top_p, seed, prompt_seeds, attempts)
         G, num_episodes = samples_per_prompt, len(prompts) * samples_per_prompt
-        generator = None if seed is None else torch.Generator(device=self.device).manual_seed(seed)
-        uniform_NAT = None
-        if prompt_seeds is not None:
-            if seed is not None or len(prompt_seeds) != len(prompts):
-                raise ValueError("prompt_seeds: one per prompt, and not together with seed")
-            per_prompt = []
-            for ps in prompt_seeds:
-                g = torch.Generator().manual_seed(int(ps))
-                first = torch.rand(G, 1, max_new_tokens, generator=g)  # what generate() draws
-                per_prompt.append(torch.cat([first, torch.rand(G, attempts - 1, max_new_tokens, generator=g)], 1))
-            uniform_NAT = torch.cat(per_prompt)
         out: list[list[Segment]] = []
         was_training = self.model.training
         self.model.eval()
