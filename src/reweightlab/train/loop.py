@@ -436,7 +436,8 @@ def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
             stats = accumulated_step(
                 s.train_model, opt, sched, microbatches(part, cfg.optim.sequences_per_microbatch), token_loss,
                 reduction=cfg.optim.reduction, max_grad_norm=cfg.optim.max_grad_norm, device=s.device,
-                constant_per_sequence=cfg.data.max_new_tokens, dist=s.dist,
+                # sum_over_constant: the longest a sample can be, every attempt of an episode included
+                constant_per_sequence=cfg.data.max_new_tokens * rl_cfg.revision_attempts, dist=s.dist,
             )
             for k, v in stats.items():
                 collected.setdefault(k, []).append(v)
