@@ -20,6 +20,8 @@ from reweightlab.config import ConfigError, build, describe, flatten, load, unme
 from reweightlab.config import setting as _f
 from reweightlab.math import IW_PRESETS, KL_ESTIMATORS, REDUCTIONS, STD_SCALINGS
 from reweightlab.rollout.search import SearchBudget
+from reweightlab.tasks import get_task
+from reweightlab.tasks.hooks import has_feedback
 
 _LORA = {"needs": "model.lora_rank", "why": "(full fine-tuning)"}
 _FILE = {"needs": "data.path", "why": "(a .jsonl or .parquet file)"}
@@ -290,6 +292,7 @@ def validate(cfg: TrainConfig, user_keys: set[str]) -> None:
         )
     unmet_needs(cfg, user_keys)
     _validate_method(cfg, user_keys)
+    _validate_revision(cfg)
     _validate_model(cfg)
     if cfg.data.path:
         _validate_data_file(cfg, user_keys)
@@ -365,6 +368,22 @@ def _validate_method(cfg: TrainConfig, user_keys: set[str]) -> None:
                 f"config key 'rl.minibatches_per_epoch': {cfg.rl.minibatches_per_epoch} does not divide "
                 f"the {n} sequences of a batch"
             )
+
+
+def _validate_revision(cfg: TrainConfig) -> None:
+    """Revision needs the task's feedback hook: checked here, before a model is built or loaded."""
+    if not cfg.is_rl or cfg.rl.revision_attempts == 1:
+        return
+    if cfg.data.path:
+        has, name = False, cfg.data.path  # a data file's task scores with a reward function, no feedback
+    else:
+        try:
+            has, name = has_feedback(get_task(cfg.data.task)), cfg.data.task
+        except ValueError:  # an unknown task: setup names the registered ones
+            return
+    if not has:
+        raise ConfigError(f"config key 'rl.revision_attempts': {cfg.rl.revision_attempts} attempts need a task whose "
+                          f"verifier gives feedback (a feedback hook); task {name!r} has none")
 
 
 def _validate_model(cfg: TrainConfig) -> None:

@@ -20,7 +20,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reweightlab.algos.rl import kl_shaped_rewards
 from reweightlab.algos.rl import token_loss as rl_token_loss
-from reweightlab.config import ConfigError
 from reweightlab.data.encoding import solver_demonstrations
 from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.files import write_text_atomic
@@ -33,7 +32,7 @@ from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.revision import sample_revisions
 from reweightlab.rollout.scored import sample_and_score
 from reweightlab.tasks import Problem, Task, get_task
-from reweightlab.tasks.hooks import has_feedback, reward_counts
+from reweightlab.tasks.hooks import reward_counts
 from reweightlab.train import user_data
 from reweightlab.train.config import TrainConfig
 from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_distributed
@@ -118,9 +117,6 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     ref = None
     if cfg.method_record.needs_reference:  # pi_ref is frozen: the starting checkpoint, never refreshed
         ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
-    if cfg.is_rl and cfg.rl.revision_attempts > 1 and not has_feedback(task):
-        raise ConfigError(f"config key 'rl.revision_attempts': {cfg.rl.revision_attempts} attempts need a task whose "
-                          f"verifier gives feedback (a feedback hook); task {task.name!r} has none")
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
     if dist.is_main:  # one process writes the run folder; the others only train
         run_dir.mkdir(parents=True, exist_ok=True)
