@@ -475,3 +475,34 @@ def test_a_probe_of_the_base_alone_renders(tmp_path):
     assert list(page.tables["methods", "id"]) == ["base"]
     assert "nothing to compare with the base" in out.read_text(encoding="utf-8")
     assert [s for s, _ in page.images] == ["passk", "free-energy"]
+
+
+def test_revision_table_when_the_probe_ran_revision_episodes(tmp_path):
+    run = write_demo_folder(tmp_path / "run")
+    page = _parse(write_report([run]))
+    assert ("revision", "id") not in page.tables  # no revision episodes: a note, no table
+    assert "No revision episodes in this run" in (run / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((run / "summary.json").read_text())
+    for variant in ("id", "ood"):
+        path = run / f"probe-{variant}" / "probe.json"
+        probe = json.loads(path.read_text())
+        probe["per_model"]["base"]["revision"] = {
+            "attempts": 3, "episodes_per_prompt": 4, "success_first_attempt": _iv(0.02, 0.01, 0.03),
+            "success_within_episode": _iv(0.08, 0.06, 0.10)}
+        path.write_text(json.dumps(probe))
+        for i, m in enumerate(METHODS):
+            summary["across_seeds"][m][variant] |= {
+                "first_attempt": _spread([0.03 + i * 0.01, 0.04 + i * 0.01]),
+                "within_episode": _spread([0.09, 0.07 + i * 0.04]),
+                "delta_within_episode": _spread([0.01, -0.01 + i * 0.04])}
+    (run / "summary.json").write_text(json.dumps(summary))
+    page = _parse(write_report([run], out=tmp_path / "with-revision.html"))
+    for variant in ("id", "ood"):
+        rows = page.tables["revision", variant]
+        assert list(rows) == ["base", *METHODS]
+        assert _texts(rows["base"]) == ["0.020 [0.010, 0.030]", "0.080 [0.060, 0.100]", "–"]
+        sp = summary["across_seeds"]["grpo"][variant]
+        assert _texts(rows["grpo"]) == [f"{sp['first_attempt']['mean']:.3f} ± {sp['first_attempt']['std']:.3f}",
+                                        f"{sp['within_episode']['mean']:.3f} ± {sp['within_episode']['std']:.3f}",
+                                        f"{sp['delta_within_episode']['mean']:+.3f} ± "
+                                        f"{sp['delta_within_episode']['std']:.3f}"]

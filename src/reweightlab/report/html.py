@@ -146,6 +146,24 @@ def _methods_section(run: RunData, colors: dict[str, str]) -> str:
     return _per_variant(run, tables.alone_table, colors) + _how(*ALONE_HOW)
 
 
+REVISION_HOW = (
+    "Revision episodes: after a failed attempt the verifier's feedback is appended and the model writes again, "
+    "up to R attempts (Chu et al., arXiv 2501.17161). attempt 1 and within R come from the same episodes; each "
+    "method's row is the mean ± std over its training seeds, the base's its value [95% interval over prompts].",
+    "Within R minus attempt 1 is what revision adds at no training; Δwithin is each model's within-episode "
+    "success minus the base's, paired over prompts (each seed's interval is in summary.json).",
+)
+
+
+def _revision_section(run: RunData, colors: dict[str, str]) -> str:
+    if not any(e["base"].revision for e in run.evals.values()):
+        return ('<p class="note">No revision episodes in this run (probe --revision-attempts, demo '
+                'revision_attempts).</p>')
+    if run.kind != "demo":
+        return '<p class="note">Revision figures per model: probe.json (per_model[m].revision).</p>'
+    return _per_variant(run, tables.revision_table, colors) + _how(*REVISION_HOW)
+
+
 def _no_trained(run: RunData) -> str:
     return '<p class="note">No trained model in this folder: nothing to compare with the base.</p>'
 
@@ -259,6 +277,7 @@ SECTIONS = (
     Section("free-energy", "Free-energy gap against beta", _free_energy_section),
     Section("training", "Training curves", _training_section),
     Section("transitions", "Regime transitions: where each prompt moved", _transitions_section),
+    Section("revision", "Revision: success at the first attempt and within R attempts", _revision_section),
 )
 # Shown only when some folder holds the section's file: (section, is it there for this run?).
 OPTIONAL_SECTIONS = (

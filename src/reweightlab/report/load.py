@@ -87,6 +87,8 @@ class ModelEval:
     distinct: float | None  # distinct correct solutions per prompt
     free_energy: dict[float, FreeEnergy]  # beta -> gap, ascending beta
     vs: Comparison | None = None  # None for the base, which is not compared with itself
+    revision: dict[str, Interval] | None = None  # first_attempt, within_episode (probe --revision-attempts)
+    revision_attempts: int | None = None
 
     def free_energy_at(self, beta: float) -> FreeEnergy | None:
         return next((f for b, f in self.free_energy.items() if abs(b - beta) <= 1e-9 * max(1.0, beta)), None)
@@ -238,6 +240,10 @@ def _model_eval(probe: dict, label: str) -> ModelEval:
         free_energy=_sweep(m["free_energy"] if vs is None else vs["free_energy"], where if vs is None else
                            f"vs_base.{label}"),
         vs=None if vs is None else _comparison(vs, f"vs_base.{label}"),
+        revision=None if not m.get("revision") else {
+            "first_attempt": _interval(m["revision"]["success_first_attempt"], f"{where}.revision"),
+            "within_episode": _interval(m["revision"]["success_within_episode"], f"{where}.revision")},
+        revision_attempts=None if not m.get("revision") else int(m["revision"]["attempts"]),
     )
 
 

@@ -106,6 +106,26 @@ def across_table(run: RunData, variant: str, colors: dict[str, str]) -> str:
     return _table("methods", variant, [(h, t) for _f, h, t, _s in ACROSS_COLUMNS], rows)
 
 
+REVISION_COLUMNS = (
+    ("first_attempt", "attempt 1", "success at the first attempt of the revision episodes", ".3f"),
+    ("within_episode", "within R", "success within the episode's R attempts (the same episodes)", ".3f"),
+    ("delta_within_episode", "Δwithin", "within-episode success minus the base's, paired over prompts", "+.3f"),
+)
+
+
+def revision_table(run: RunData, variant: str, colors: dict[str, str]) -> str:
+    """A demo whose probe ran revision episodes: first-attempt and within-episode success per method
+    (mean ± std across seeds); the base row with its 95% intervals."""
+    base = run.evals[variant]["base"].revision or {}
+    cells = [interval_td(base.get(f), spec) if f in base else _td("–", ["na"]) for f, _h, _t, spec in REVISION_COLUMNS]
+    rows = [_row("base", colors["base"], cells)]
+    for m in run.methods:
+        figs = run.across.get(m, {}).get(variant, {})
+        rows.append(_row(m, colors[m], [spread_td(figs.get(f), spec, run.num_seeds)
+                                        for f, _h, _t, spec in REVISION_COLUMNS]))
+    return _table("revision", variant, [(h, t) for _f, h, t, _s in REVISION_COLUMNS], rows)
+
+
 # (header, tooltip, the figure of a trained model at the probe's beta, format, marked when its interval excludes 0)
 Column = tuple[str, str, Callable[[ModelEval, float], Interval | None], str, bool]
 VERSUS_COLUMNS: tuple[Column, ...] = (
