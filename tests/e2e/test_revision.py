@@ -210,11 +210,16 @@ def test_rl_with_revision_trains_on_episodes_with_per_episode_advantages(feedbac
     assert (out / "final" / "config.json").exists()
 
 
-def test_bad_revision_settings_are_one_line(tmp_path, capsys):
-    assert main(["train", "method=grpo", "rl.revision_attempts=0", f"output_dir={tmp_path / 'a'}"]) == 2
+def test_bad_revision_settings_are_one_line(tmp_path, capsys, monkeypatch):
+    # with the default model.path ('embedded'): the errors come when the config is read, so the embedded
+    # model is never built (an empty cache stays empty)
+    monkeypatch.setenv("REWEIGHTLAB_CACHE", str(tmp_path / "cache"))
+    assert main(["train", "method=grpo", "rl.revision_attempts=0", f"output_dir={tmp_path / 'a'}",
+                 "--no-progress"]) == 2
     assert "config key 'rl.revision_attempts': must be >= 1, got 0" in capsys.readouterr().err
     assert main(["train", "method=grpo", "data.task=digits", "rl.revision_attempts=2",
-                 f"output_dir={tmp_path / 'b'}"]) == 2
+                 f"output_dir={tmp_path / 'b'}", "--no-progress"]) == 2
+    assert not (tmp_path / "cache").exists()
     err = capsys.readouterr().err
     assert "config key 'rl.revision_attempts': 2 attempts need a task whose verifier gives feedback" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
@@ -222,8 +227,8 @@ def test_bad_revision_settings_are_one_line(tmp_path, capsys):
 
 def test_probe_reports_first_attempt_and_within_episode_success(feedback_dir, tmp_path, capsys):
     out = tmp_path / "p"
-    args = ["probe", "--base", str(feedback_dir), "--task", "hidden", "--num-prompts", "8", "--n", "16",
-            "--budget-k", "16", "--k", "1,16", "--max-new-tokens", "3", "--keep", "4", "--no-search",
+    args = ["probe", "--base", str(feedback_dir), "--task", "hidden", "--num-prompts", "8", "--n", "32",
+            "--budget-k", "32", "--k", "1,32", "--max-new-tokens", "3", "--keep", "4", "--no-search",
             "--revision-attempts", "2", "--revision-episodes", "8", "--no-progress", "--out", str(out)]
     assert main(args) == 0
     table = capsys.readouterr().out
