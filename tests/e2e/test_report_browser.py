@@ -65,8 +65,8 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert not severe, severe
 
-        # per rule, the across-seeds table: the base, then one row per demo method; and the per-seed table and
-        # the support table: one row per trained model (every method x every training seed)
+        # per rule, the across-seeds and revision tables: the base, then one row per demo method; and the per-seed
+        # table and the support table: one row per trained model (every method x every training seed)
         rows = driver.execute_script(
             "return Array.from(document.querySelectorAll('table')).map(t => [t.className, t.dataset.variant, "
             "Array.from(t.querySelectorAll('tbody tr')).map(r => r.dataset.model)]);")
@@ -74,7 +74,9 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
         assert len(labels) >= 2 * len(DEMO_METHODS)
         assert rows == [["methods", "id", ["base", *DEMO_METHODS]], ["methods", "ood", ["base", *DEMO_METHODS]],
                         ["versus", "id", labels], ["versus", "ood", labels],
-                        ["support", "id", labels], ["support", "ood", labels]]
+                        ["support", "id", labels], ["support", "ood", labels],
+                        # the quick demo probes with revision episodes: attempt 1 and within R per method
+                        ["revision", "id", ["base", *DEMO_METHODS]], ["revision", "ood", ["base", *DEMO_METHODS]]]
         cells = driver.execute_script(
             "return Array.from(document.querySelectorAll('table.versus tbody td')).map(c => c.innerText);")
         assert any("[" in c and "]" in c for c in cells)  # values with their 95% intervals
