@@ -225,3 +225,17 @@ def test_rwr_weights_mean_one_and_exponential_in_reward():
     assert bool(torch.isfinite(rwr_weights(torch.tensor([1e4, 0.0]), beta=1e-3)).all())
     with pytest.raises(ValueError):
         rwr_weights(r, beta=0.0)
+
+
+def test_sequence_weight_with_summed_log_ratios_is_the_clipped_likelihood_ratio():
+    logp_q = torch.tensor([[-0.5, -1.0, -2.0], [-0.1, -0.2, 0.0]])
+    logp_ref = torch.tensor([[-1.0, -1.5, -0.5], [-3.0, -2.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0]])  # the third token is padding
+    w = importance_weights(logp_q, logp_ref, mask, level="sequence", aggregate="sum", clip_max=16.0)
+    # sequence 0: log-ratio 0.5 + 0.5 = 1 -> e; sequence 1: 2.9 + 1.8 = 4.7 -> e^4.7 = 110 -> clipped to 16
+    assert torch.allclose(w, torch.tensor([math.e, 16.0]), atol=1e-5)
+    mean = importance_weights(logp_q, logp_ref, mask, level="sequence", aggregate="mean", clip_max=16.0)
+    assert torch.allclose(mean, torch.tensor([math.exp(0.5), math.exp(2.35)]), atol=1e-5)
+    assert IW_PRESETS["llm-seq"].weight_kwargs()["aggregate"] == "sum"
+    with pytest.raises(ValueError, match="aggregate"):
+        importance_weights(logp_q, logp_ref, mask, level="token", aggregate="sum")

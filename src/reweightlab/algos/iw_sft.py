@@ -26,7 +26,7 @@ def prepare(store, offline):
 def _weights(logp_q_BT, logp_ref_BT, mask_BT, p, self_normalise=False):
     return importance_weights(
         logp_q_BT, logp_ref_BT, mask_BT, level=p.level, temp=p.temp,
-        clip_min=p.clip_min, clip_max=p.clip_max, self_normalise=self_normalise,
+        clip_min=p.clip_min, clip_max=p.clip_max, self_normalise=self_normalise, aggregate=p.aggregate,
     )
 
 

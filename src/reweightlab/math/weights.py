@@ -107,6 +107,7 @@ def quality_multiset_indices(levels_N: torch.Tensor) -> torch.Tensor:
 
 _IW_LEVELS = ("sequence", "token")
 _IW_Q = ("current", "ema")
+_IW_AGGREGATES = ("mean", "sum")
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class IWPreset:
     self_normalise: divide by the sum of the weights over the batch.
     q: the auxiliary policy, 'current' (the trained model, detached) or 'ema' (an EMA copy of it).
     ema_decay: the EMA decay; required for q='ema', must be None otherwise.
+    aggregate: sequence level only: the per-token log-ratios are averaged ('mean', the authors' code)
+      or summed ('sum': the sequence's own likelihood ratio q(y|x) / pi_ref(y|x)).
     """
 
     level: str
@@ -128,6 +131,7 @@ class IWPreset:
     self_normalise: bool
     q: str
     ema_decay: float | None
+    aggregate: str = "mean"
 
     def __post_init__(self) -> None:
         if self.level not in _IW_LEVELS:
@@ -138,6 +142,9 @@ class IWPreset:
             raise ValueError("ema_decay is required for q='ema' and must be None for q='current'")
         if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.aggregate not in _IW_AGGREGATES or (self.level == "token" and self.aggregate != "mean"):
+            raise ValueError(f"aggregate must be one of {_IW_AGGREGATES} (sequence level; 'mean' at token level), "
+                             f"got {self.aggregate!r}")
         _check_iw_knobs(self.level, self.temp, self.clip_min, self.clip_max)
 
     def weight_kwargs(self) -> dict:
@@ -148,6 +155,7 @@ class IWPreset:
             "clip_min": self.clip_min,
             "clip_max": self.clip_max,
             "self_normalise": self.self_normalise,
+            "aggregate": self.aggregate,
         }
 
 
@@ -164,6 +172,9 @@ IW_PRESETS: dict[str, IWPreset] = {
     # The authors' LLM code: sequence weight from the mean per-token log-ratio, q = current model.
     "llm": IWPreset("sequence", 1.0, 0.0, 16.0, False, "current", None),
     "llm-token": IWPreset("token", 1.0, 0.2, 1.8, False, "current", None),
+    # Ours, beside the authors' preset: the sequence's own ratio (log-ratios summed, not averaged), same
+    # clip. It is the ratio the lower bound is tight at (q = p_theta), at the price of more variance.
+    "llm-seq": IWPreset("sequence", 1.0, 0.0, 16.0, False, "current", None, aggregate="sum"),
     # The authors' control code: sharper (temp 10), self-normalised, q = EMA of theta.
     "control": IWPreset("sequence", 10.0, 0.0, 1000.0, True, "ema", 0.9),
 }
@@ -179,12 +190,14 @@ def importance_weights(
     clip_min: float = 0.0,
     clip_max: float = 16.0,
     self_normalise: bool = False,
+    aggregate: str = "mean",
 ) -> torch.Tensor:
     """iw-SFT importance weights (Qin & Springenberg, arXiv 2507.12856).
 
     With ``rho_bt = logp_q_bt - logp_ref_bt`` on completion tokens ``M_b``:
 
-    - sequence level: ``w_b = clip(exp(temp * mean_{t in M_b} rho_bt), clip_min, clip_max)``, shape ``B``;
+    - sequence level: ``w_b = clip(exp(temp * mean_{t in M_b} rho_bt), clip_min, clip_max)``, shape ``B``
+      (``aggregate='sum'``: the sum over ``M_b``, i.e. the sequence's likelihood ratio, tempered and clipped);
     - token level:    ``w_bt = clip(exp(temp * rho_bt), clip_min, clip_max)``, shape ``BT``, 0 on
       masked tokens (the presets use temp 1 at token level; other temps apply the same way);
     - self_normalise: ``w / sum(w)``, over sequences (sequence level) or valid tokens (token level).
@@ -199,6 +212,8 @@ def importance_weights(
     ``clip_min > 1``). Detached; float32 (float64 for float64 inputs).
     """
     _check_iw_knobs(level, temp, clip_min, clip_max)
+    if aggregate not in _IW_AGGREGATES or (level == "token" and aggregate != "mean"):
+        raise ValueError(f"aggregate must be one of {_IW_AGGREGATES} (sequence level only), got {aggregate!r}")
     if not logp_q_BT.shape == logp_ref_BT.shape == mask_BT.shape:
         raise ValueError("logp_q_BT, logp_ref_BT and mask_BT must have the same shape")
     dtype = torch.float64 if logp_q_BT.dtype == torch.float64 else torch.float32
@@ -208,7 +223,9 @@ def importance_weights(
     rho_BT = torch.where(valid_BT, rho_BT, torch.zeros_like(rho_BT))
     if level == "sequence":
         n_B = valid_BT.sum(-1)
-        exponent = temp * rho_BT.sum(-1) / n_B.clamp(min=1).to(dtype)
+        exponent = temp * rho_BT.sum(-1)
+        if aggregate == "mean":
+            exponent = exponent / n_B.clamp(min=1).to(dtype)
         valid = n_B > 0
     else:
         exponent = temp * rho_BT
