@@ -281,3 +281,24 @@ def test_feedback_says_what_the_verifier_found_in_a_few_characters():
     assert gp.feedback(pair, "(8+1)/(5-5)", gp.verify(pair, "(8+1)/(5-5)")) == "?div0:"
     ood = gp.problem(("A", "8", "K", "5"), "ood")  # K = 13: a misread of K as 10 uses 10
     assert gp.feedback(ood, "1+8+10+5", gp.verify(ood, "1+8+10+5")) == "?used 1 8 10 5:"
+
+
+def test_failure_kind_names_the_other_rule_misread_apart_from_other_failures():
+    from reweightlab.tasks import GeneralPoints
+
+    gp = GeneralPoints()
+    ood = gp.problem(("A", "8", "K", "5"), "ood")  # values 1 8 13 5; under the usual rule K is 10
+    idr = gp.problem(("A", "8", "K", "5"), "id")   # values 1 8 10 5; under the changed rule K is 13
+    plain = gp.problem(("A", "8", "3", "5"), "ood")  # no face card: no rule to misread
+    cases = [
+        (ood, "1+8+10+5", "other_rule"), (ood, "(10-8)*(5+1)", "other_rule"),   # K read as 10
+        (ood, "13+8+5*1", "wrong_value"), (ood, "8*3", "wrong_numbers"), (ood, "))", "illegal"),
+        (ood, "1+8+10+5+1", "wrong_numbers"),                                   # one number too many
+        (idr, "13+8+5-1*2", "wrong_numbers"), (idr, "(13-8)*5-1", "other_rule"),  # K read as 13
+        (idr, "10+8+5*1", "wrong_value"),
+        (plain, "1+8+3+5+0", "wrong_numbers"), (plain, "1+8+3+5", "wrong_value"),
+    ]
+    for problem, completion, kind in cases:
+        verdict = gp.verify(problem, completion)
+        assert not verdict.success
+        assert gp.failure_kind(problem, completion, verdict) == kind, (problem.prompt, completion)

@@ -50,6 +50,9 @@ class _Hooked(_Bare):
     def feedback(self, problem, completion, verdict):
         return f"<{verdict.reason}>"
 
+    def failure_kind(self, problem, completion, verdict):
+        return f"kind:{completion}"
+
 
 def _hook_names():
     return {fn for fn, obj in vars(hooks).items()
@@ -63,7 +66,8 @@ def test_every_hook_is_declared_by_one_protocol_and_named_alike():
         assert len(methods) == 1, (proto, methods)
         declared[methods[0]] = proto
     assert set(declared) == _hook_names() == {
-        "verify_batch", "reward_counts", "use_tokenizer", "prefix_feasible", "solution_key", "feedback"}
+        "verify_batch", "reward_counts", "use_tokenizer", "prefix_feasible", "solution_key", "feedback",
+        "failure_kind"}
     for name in declared:
         assert name in Task.__doc__  # the Task protocol documents each of them
 
@@ -81,6 +85,7 @@ def test_a_task_without_hooks_is_a_task_and_gets_the_defaults():
     assert not hooks.has_feedback(task)
     with pytest.raises(hooks.NoFeedbackError, match="task 'bare' has no feedback hook"):
         hooks.feedback(task, PROBLEM, "no", Verdict(0.0, False, "wrong"))
+    assert hooks.failure_kind(task, PROBLEM, "no", Verdict(-1.0, False, "wrong")) == "score -1"
 
 
 def test_a_task_with_hooks_has_them_called():
@@ -93,6 +98,7 @@ def test_a_task_with_hooks_has_them_called():
     assert hooks.prefix_feasible(task, PROBLEM, "o") and not hooks.prefix_feasible(task, PROBLEM, "x")
     assert hooks.solution_key(task, PROBLEM, "ab") == "AB"
     assert hooks.has_feedback(task) and hooks.feedback(task, PROBLEM, "no", Verdict(0.0, False, "why")) == "<why>"
+    assert hooks.failure_kind(task, PROBLEM, "no", Verdict(0.0, False, "why")) == "kind:no"
 
 
 def test_a_hook_set_to_none_or_copied_onto_an_instance():

@@ -100,6 +100,10 @@ class Task(Protocol):
       attempt in a revision episode (the verifier's reason, as the model should read it); the next
       attempt is written right after it. No default: revision (``rl.revision_attempts``, ``probe
       --revision-attempts``) needs a task that has it.
+    - ``failure_kind(problem, completion, verdict)`` (``HasFailureKind``): a short name for how a
+      failed completion failed (GeneralPoints: ``other_rule`` when the face cards were read under the
+      other rule, ``wrong_numbers``, ``wrong_value``, ``illegal``); the probe counts them per model.
+      By default the failure's score, e.g. ``score -1``.
     """
 
     name: str
@@ -164,4 +168,12 @@ class HasFeedback(Protocol):
         ...
 
 
-HOOK_PROTOCOLS = (HasVerifyBatch, HasRewardCounts, HasUseTokenizer, HasPrefixFeasible, HasSolutionKey, HasFeedback)
+@runtime_checkable
+class HasFailureKind(Protocol):
+    def failure_kind(self, problem: Problem, completion: str, verdict: Verdict) -> str:
+        """A short name for how ``completion`` failed (``verdict`` is its verdict, not a success)."""
+        ...
+
+
+HOOK_PROTOCOLS = (HasVerifyBatch, HasRewardCounts, HasUseTokenizer, HasPrefixFeasible, HasSolutionKey, HasFeedback,
+                  HasFailureKind)

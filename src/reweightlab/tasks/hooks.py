@@ -74,3 +74,9 @@ def feedback(task, problem: Problem, completion: str, verdict: Verdict) -> str:
         raise NoFeedbackError(f"task {getattr(task, 'name', task)!r} has no feedback hook: revision needs a task "
                               "whose verifier says why an attempt failed (Task.feedback)")
     return hook(problem, completion, verdict)
+
+
+def failure_kind(task, problem: Problem, completion: str, verdict: Verdict) -> str:
+    """How a failed completion failed (``failure_kind``), else its score: ``'score -1'``."""
+    hook = getattr(task, "failure_kind", None)
+    return hook(problem, completion, verdict) if hook is not None else f"score {verdict.score:g}"

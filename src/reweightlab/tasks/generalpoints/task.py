@@ -22,7 +22,10 @@ from reweightlab.tasks.base import SPLITS, Problem, Verdict
 from reweightlab.tasks.generalpoints.arith import canonical, solvable, solve
 from reweightlab.tasks.generalpoints.verify import (
     REWARD_CORRECT,
+    REWARD_ILLEGAL,
+    REWARD_WRONG_VALUE,
     expression_prefix_feasible,
+    numbers_used,
     revision_feedback,
     verify_expression,
 )
@@ -179,6 +182,22 @@ class GeneralPoints:
         ``'?got 23:'`` (``revision_feedback``): the Task protocol's optional feedback hook, which
         revision episodes need. ``verdict`` is this completion's; the text is recomputed from it."""
         return revision_feedback(completion, values_of(problem), target_of(problem))
+
+    def failure_kind(self, problem: Problem, completion: str, verdict: Verdict) -> str:
+        """How a failed completion failed: ``illegal`` (not an expression), ``wrong_value`` (the cards'
+        numbers, each once, but not the target; division by zero included), ``other_rule`` (exactly
+        the numbers the face cards have under the *other* rule: J, Q, K read as 10 under the changed
+        rule, or as 11, 12, 13 under the usual one), or ``wrong_numbers`` (any other numbers)."""
+        if verdict.score == REWARD_ILLEGAL:
+            return "illegal"
+        if verdict.score == REWARD_WRONG_VALUE:
+            return "wrong_value"
+        cards = cards_of(problem)
+        used = numbers_used(completion)
+        if used is not None and FACES & set(cards) and problem.variant in OTHER_RULE:
+            if sorted(used) == sorted(card_values(cards, OTHER_RULE[problem.variant])):
+                return "other_rule"
+        return "wrong_numbers"
 
     def solution_key(self, problem: Problem, completion: str) -> str:
         """The canonical form of a successful completion: ``3*8`` and ``(8*3)`` are one solution, and

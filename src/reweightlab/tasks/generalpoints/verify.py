@@ -82,6 +82,19 @@ def _check(completion: str, values: Sequence[int], target: int) -> tuple[float, 
     return REWARD_CORRECT, "correct", "correct"
 
 
+def numbers_used(completion: str) -> list[int] | None:
+    """The numbers an expression uses, in order; None when it does not parse (or a literal is too long
+    to be a card)."""
+    try:
+        rpn = parse(completion)
+    except IllegalExpression:
+        return None
+    literals = [tok for tok in rpn if is_literal(tok)]
+    if any(len(tok) > MAX_LITERAL_DIGITS for tok in literals):
+        return None
+    return [int(tok) for tok in literals]
+
+
 def expression_prefix_feasible(prefix: str, values: Sequence[int], target: int) -> bool:
     """False only if no string starting with ``prefix`` can verify as a success (+5); cheap, exact.
 
