@@ -147,6 +147,10 @@ class RLConfig:
         "grad KL(pi||pi_ref), k3's is grad KL(pi_ref||pi) (GRPO's choice), k1's is 0",
         choices=KL_ESTIMATORS, needs="rl.kl_beta",
     )
+    reward: Literal["score", "success"] = _f(
+        "score", "what RL maximises: the task's score ('score'), or 1 for a success and 0 otherwise ('success': "
+        "a reward >= 0, the signal filtered SFT and iw-SFT curate with, so their lower bound applies)",
+    )
     temperature: float = _f(1.0, "sampling temperature")
     top_p: float = _f(1.0, "nucleus sampling mass")
     revision_attempts: int = _f(

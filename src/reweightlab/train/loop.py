@@ -398,7 +398,8 @@ def _rl_batch(s: Setup, problems, step: int):
     else:
         logp_old = teacher_forced_logp(s.policy, mbs, N, L, s.device)
     batch = batch.replace(logp_old_NT=logp_old, logp_ref_NT=teacher_forced_logp(s.ref, mbs, N, L, s.device))
-    rewards_PG = samples.rewards_PG
+    signal_PG = samples.success_PG.float() if rl_cfg.reward == "success" else samples.rewards_PG
+    rewards_PG = signal_PG
     if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "reward":
         mask = batch.target_mask()
         rewards_PG = kl_shaped_rewards(rewards_PG, batch.logp_old_NT, batch.logp_ref_NT, mask, rl_cfg.kl_beta)
@@ -406,7 +407,7 @@ def _rl_batch(s: Setup, problems, step: int):
     adv_N = cfg.method_record.advantages(rewards_PG, cfg.resolved_adv_std()).reshape(-1)
     G = rl_cfg.samples_per_prompt
     batch = batch.replace(adv_N=adv_N[first * G : stop * G])
-    return batch, s.dist.all_gather_cat(samples.rewards_PG), episodes
+    return batch, s.dist.all_gather_cat(signal_PG), episodes
 
 
 def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
