@@ -128,6 +128,13 @@ def test_keep_samples_writes_every_sample(tiny_model_dir, trained_dir, tmp_path)
             assert sorted(x["sample"] for x in mine) == list(range(32))
             assert sum(x["reward"] >= 1.0 for x in mine) == row["models"][model][key]
             assert all(x["logp"] <= 0 for x in mine)
+    # the failure kinds (digits has no hook: the failure's score) re-derive from the written samples
+    lines = [json.loads(x) for x in (out / "samples" / "t.jsonl").read_text().splitlines()]
+    kinds: dict[str, float] = {}
+    for x in lines:
+        if x["reward"] < 1.0:
+            kinds[f"score {x['reward']:g}"] = kinds.get(f"score {x['reward']:g}", 0.0) + 1 / len(lines)
+    assert summary["per_model"]["t"]["failure_kinds"] == pytest.approx(kinds, abs=1e-12)
     assert not list((out / "samples").glob("*.part"))
 
 

@@ -99,6 +99,8 @@ class ModelFigures:
     seconds: StageSeconds
     seed: int
     sample_tokens_per_s: int
+    failure_kinds: dict[str, float]
+    """Share of all n samples per prompt that failed each way (the task's ``failure_kind``)."""
     likelihood: KnownFigures | None = _inline()
     revision: dict | None = _omitted()
     """Revision episodes (``--revision-attempts``): success at the first attempt and within the episode
@@ -146,6 +148,7 @@ def model_summary(m: ModelProbe, settings: ProbeSettings) -> ModelFigures:
         diversity=Diversity(float(distinct_P.mean()), float(entropy_P.mean())),
         search=m.search, seconds=m.seconds, seed=s.seed,
         sample_tokens_per_s=round(s.completion_tokens / max(s.seconds, 1e-9)),
+        failure_kinds={k: v / max(1, int(s.n_P.sum())) for k, v in s.failure_kinds.items()},
         likelihood=_known_figures(m), revision=revision,
     )
 

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from reweightlab.data.store import SequenceStore
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
-from reweightlab.tasks.hooks import solution_key
+from reweightlab.tasks.base import Verdict
+from reweightlab.tasks.hooks import failure_kind, solution_key
 
 _SEED_STRIDE = 1_000_003  # chunk seeds: seed + stride * chunk, distinct for any realistic chunk count
 
@@ -42,6 +43,8 @@ class SampledCounts:
     """Successes that are not one of the task's listed solutions token for token (None: no list given)."""
     kept: SequenceStore
     keep_per_prompt: int
+    failure_kinds: dict[str, int]
+    """How the failed samples failed (the task's ``failure_kind``), counted over every sample."""
     completion_tokens: int
     seconds: float
     seed: int
@@ -91,6 +94,8 @@ class _Tally:
         self.unlisted_PN = None if listed is None else torch.zeros(P, n, dtype=torch.bool)
         self.listed, self.keep_per_prompt = listed, keep_per_prompt
         self.kept, self.tokens = [], 0
+        self.failures: Counter = Counter()
+        self._kind_of: dict[tuple[int, str], str] = {}  # one task call per distinct failed text of a prompt
 
     def add(self, scored, task, tokenizer, part, p0: int, g0: int, G: int) -> None:
         """One chunk: prompts ``p0 ..`` (``part``), their samples ``g0 .. g0 + G``."""
@@ -106,10 +111,25 @@ class _Tally:
             if ids is not None:
                 exact = text in self.listed[p0 + q] and ids[i] == _as_listed(tokenizer, text)
                 self.unlisted_PN[p0 + q, g0 + g] = not exact
+        self._count_failures(scored, task, part, p0, G)
         self.tokens += int(scored.rollout.completion_mask_NT.sum())
         if g0 == 0 and self.keep_per_prompt:  # the first samples of each prompt: sequence n = p * G + g
             index = (torch.arange(len(part))[:, None] * G + torch.arange(self.keep_per_prompt)[None, :]).flatten()
             self.kept.append(scored.store.select(index))
+
+
+    def _count_failures(self, scored, task, part, p0: int, G: int) -> None:
+        fails = torch.nonzero(~scored.success_PG.flatten().bool()).flatten().tolist()
+        rewards = scored.rewards_PG.flatten().tolist()
+        for i in fails:
+            q = i // G
+            text = scored.texts[i]
+            kind = self._kind_of.get((p0 + q, text))
+            if kind is None:
+                reason = scored.reasons[i] if scored.reasons is not None else ""
+                kind = failure_kind(task, part[q], text, Verdict(rewards[i], False, reason))
+                self._kind_of[(p0 + q, text)] = kind
+            self.failures[kind] += 1
 
 
 def _hand_out(record: Record, scored, p0: int, num_prompts: int, G: int) -> None:
@@ -163,5 +183,6 @@ def sample_counts(
         n_P=torch.full((P,), n, dtype=torch.long), c_P=tally.success_PN.sum(1).long(), rewards_PN=tally.rewards_PN,
         success_PN=tally.success_PN, keys_P=tally.keys_P, unlisted_PN=tally.unlisted_PN,
         kept=SequenceStore.concat(tally.kept, tokenizer.pad_token_id) if tally.kept else None,
-        keep_per_prompt=keep_per_prompt, completion_tokens=tally.tokens, seconds=time.perf_counter() - t0, seed=seed,
+        keep_per_prompt=keep_per_prompt, failure_kinds=dict(sorted(tally.failures.items())),
+        completion_tokens=tally.tokens, seconds=time.perf_counter() - t0, seed=seed,
     )
