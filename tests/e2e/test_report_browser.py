@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reweightlab.recipes.demo import DEMO_METHODS
+from reweightlab.report.claims_html import VERDICT_COLORS, verdict_class
 from reweightlab.report.html import SECTIONS
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -38,6 +39,35 @@ def _browser(profile: Path):
     return webdriver.Chrome(service=Service(str(driver_path)), options=options)
 
 
+def _rgb(hex_color: str) -> str:
+    """'#2e7d32' as the browser's computed style writes it: 'rgb(46, 125, 50)'."""
+    return "rgb({}, {}, {})".format(*(int(hex_color[i:i + 2], 16) for i in (1, 3, 5)))
+
+
+def _check_claims(driver, images) -> None:
+    """Where the page has a claims section (the demo wrote claims.json): it comes first, in the nav too, and
+    every claim panel carries one verdict badge in its verdict's colour; its figures have loaded (above)."""
+    panels = driver.execute_script(
+        "const s = document.getElementById('claims'); if (!s) return null;"
+        "return Array.from(s.querySelectorAll('article.claim')).map(a => [a.dataset.claim, a.dataset.verdict, "
+        "Array.from(a.querySelectorAll(':scope > header .badge')).map(b => [b.className, b.innerText.trim(), "
+        "getComputedStyle(b).backgroundColor, b.getBoundingClientRect().width]), a.querySelectorAll('img').length]);")
+    if panels is None:
+        return
+    first = driver.execute_script(
+        "return [document.querySelector('nav a').getAttribute('href'), document.querySelector('section').id];")
+    assert first == ["#claims", "claims"], first
+    assert panels, "a claims section without a claim panel"
+    for claim, verdict, badges, _ in panels:
+        assert len(badges) == 1, (claim, badges)
+        cls, text, background, width = badges[0]
+        assert verdict in VERDICT_COLORS and verdict_class(verdict) in cls.split() and text == verdict, (claim, cls)
+        assert background == _rgb(VERDICT_COLORS[verdict]) and width > 0, (claim, background, width)
+    in_claims = [i for i in images if i[4]]
+    assert len(in_claims) == sum(n for *_, n in panels)
+    assert all(width > 0 for _, _, width, _, _ in in_claims), in_claims
+
+
 @pytest.mark.slow
 def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
     run, _ = quick_demo_run
@@ -54,11 +84,14 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
 
         assert driver.title.startswith("reweightlab report") and run.name in driver.title
         images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]);")
-        # pass@k, gain vs KL, free-energy sweep, training curves, regime transitions: one figure each
-        assert len(images) == 5, images
-        for alt, complete, width, height in images:
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight, "
+            "i.closest('#claims') !== null]);")
+        # pass@k, gain vs KL, free-energy sweep, training curves, regime transitions: one figure each (the claims
+        # section, when the demo wrote claims.json, adds its own figures; they are checked below)
+        assert len([i for i in images if not i[4]]) == 5, images
+        for alt, complete, width, height, _ in images:
             assert complete and width > 0 and height > 0, f"figure did not load: {alt}"
+        _check_claims(driver, images)
         boxes = driver.execute_script(
             "return Array.from(document.querySelectorAll('svg')).map(s => s.getBoundingClientRect().width);")
         assert all(w > 0 for w in boxes)  # figures are <img>; any inline svg must have a size too
@@ -68,7 +101,8 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
         # per rule, the across-seeds and revision tables: the base, then one row per demo method; and the per-seed
         # table and the support table: one row per trained model (every method x every training seed)
         rows = driver.execute_script(
-            "return Array.from(document.querySelectorAll('table')).map(t => [t.className, t.dataset.variant, "
+            "return Array.from(document.querySelectorAll('table')).filter(t => !t.closest('#claims'))"
+            ".map(t => [t.className, t.dataset.variant, "
             "Array.from(t.querySelectorAll('tbody tr')).map(r => r.dataset.model)]);")
         labels = list(json.loads((run / "summary.json").read_text())["labels"])
         assert len(labels) >= 2 * len(DEMO_METHODS)
@@ -84,7 +118,8 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
         for section in SECTIONS:
             assert section.title in text
         captions = driver.execute_script(
-            "return Array.from(document.querySelectorAll('figure figcaption')).map(c => c.children.length);")
+            "return Array.from(document.querySelectorAll('figure figcaption')).filter(c => !c.closest('#claims'))"
+            ".map(c => c.children.length);")
         assert captions == [2, 2, 2, 2, 2]  # two lines under each figure
         assert "Each line is one model's pass@k" in text and "Each point is one trained model" in text
         assert "The free-energy gap F_beta[model]" in text

@@ -1,6 +1,7 @@
 """`reweightlab report`: run folders -> one self-contained HTML page (tables across seeds and per trained
 model with 95% intervals, pass@k curves, gain against KL, support ratios, the free-energy sweep, training
-curves, regime transitions, control results). Reads files only; see load.py for what it reads."""
+curves, regime transitions, control results), opening with a study's claims and verdicts where the folder
+holds claims.json (claims.py, claims_html.py). Reads files only; see load.py for what it reads."""
 
 from __future__ import annotations
 

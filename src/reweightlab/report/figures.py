@@ -62,6 +62,16 @@ def _picture(fig: Figure, alt: str) -> Picture:
     return Picture(uri, round(fig.get_figwidth() * 96), alt)
 
 
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """A figure in the report's style for another module's drawing (hold rc_context(STYLE) open to the end)."""
+    return _figure(width_in, height_in)
+
+
+def picture(fig: Figure, alt: str) -> Picture:
+    """`fig` as the page's PNG data URI (through _picture, so the tests that watch it see every figure)."""
+    return _picture(fig, alt)
+
+
 def _legend(fig: Figure, colors: dict[str, str], models: list[str], *, base_dashed: bool = True) -> None:
     from matplotlib.lines import Line2D
 

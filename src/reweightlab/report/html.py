@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from html import escape
 
 from reweightlab.report import figures, tables
+from reweightlab.report.claims_figures import claims_colors
+from reweightlab.report.claims_html import CLAIMS_CSS, claims_section
 from reweightlab.report.load import RunData
 
 CSS = """
@@ -284,17 +286,22 @@ OPTIONAL_SECTIONS = (
     (Section("control", "Control policies from offline data", _control_section),
      lambda run: (run.path / CONTROL_FILE).is_file()),
 )
+# First of all when some folder holds a study's claims.json: each claim with its verdict (claims_html.py).
+CLAIMS_SECTION = Section("claims", "Claims: the papers' findings and our verdicts", claims_section)
+NO_LM_RESULTS = {"control": "a control run", "claims": "a study's claims only"}
 
 
 def _sections(runs: list[RunData]) -> list[Section]:
-    """The language-model sections unless every folder is a control run, then the optional ones present."""
-    lm = list(SECTIONS) if any(r.kind != "control" for r in runs) else []
-    return [*lm, *(s for s, present in OPTIONAL_SECTIONS if any(present(r) for r in runs))]
+    """The claims when some folder has them; the language-model sections unless every folder is a control run
+    or a study's claims alone; then the optional ones present."""
+    first = [CLAIMS_SECTION] if any(r.claims is not None for r in runs) else []
+    lm = list(SECTIONS) if any(r.kind not in NO_LM_RESULTS for r in runs) else []
+    return [*first, *lm, *(s for s, present in OPTIONAL_SECTIONS if any(present(r) for r in runs))]
 
 
 def _render(section: Section, run: RunData, colors: dict[str, str]) -> str:
-    if run.kind == "control" and section in SECTIONS:  # side by side with a language-model run
-        return '<p class="note">No language-model results in this folder (a control run).</p>'
+    if run.kind in NO_LM_RESULTS and section in SECTIONS:  # side by side with a language-model run
+        return f'<p class="note">No language-model results in this folder ({NO_LM_RESULTS[run.kind]}).</p>'
     return section.render(run, colors)
 
 
@@ -303,6 +310,7 @@ def render_page(runs: list[RunData]) -> str:
     colors = figures.palette([r.method_of.get(m, m) for r in runs for m in r.models])
     for r in runs:  # every trained model in its method's colour
         colors |= {m: colors[r.method_of.get(m, m)] for m in r.models}
+    colors = claims_colors([r.claims for r in runs if r.claims is not None], colors)  # methods only claims name
     names = " vs ".join(r.name for r in runs)
     facts = "".join(f'<p class="facts"><b>{escape(r.name)}</b>: {escape(f)}</p>' for r in runs for f in r.facts)
     sections = _sections(runs)
@@ -314,10 +322,11 @@ def render_page(runs: list[RunData]) -> str:
             "</div>" for r in runs)
         body.append(f'<section id="{s.key}"><h2>{escape(s.title)}</h2><div class="cols">{cols}</div></section>')
     width = 1200 if len(runs) == 1 else 1120 * len(runs)
+    css = CSS + (CLAIMS_CSS if CLAIMS_SECTION in sections else "")
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
         f"<title>reweightlab report: {escape(names)}</title>"
-        f"<style>:root {{ --runs: {len(runs)}; --page-width: {width}px; }}{CSS}</style></head>"
+        f"<style>:root {{ --runs: {len(runs)}; --page-width: {width}px; }}{css}</style></head>"
         f"<body><main><h1>reweightlab report</h1>{facts}<nav>{nav}</nav>{''.join(body)}</main></body></html>\n"
     )

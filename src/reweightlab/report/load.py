@@ -4,7 +4,8 @@ Every figure of a model comes from a probe.json (version 2: `per_model` + `vs_ba
 with its 95% paired bootstrap interval), so a demo folder and a probe folder are read by one code
 path. A demo folder adds its summary.json: which trained model (`<method>-s<seed>`) belongs to which
 method, the spread of each figure across training seeds (`across_seeds`), training times, and where
-each model's metrics.jsonl is. Nothing is computed here: every number on the page is in those files.
+each model's metrics.jsonl is. Any folder may also hold the claims.json of `reweightlab study` (read
+by claims.py). Nothing is computed here: every number on the page is in those files.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reweightlab.files import json_lines
+
+if TYPE_CHECKING:
+    from reweightlab.report.claims import Claims
 
 VARIANTS = ("id", "ood")
 VARIANT_NAMES = {"id": "in distribution", "ood": "out of distribution"}
@@ -99,7 +104,7 @@ class RunData:
     """Everything the page shows about one folder; `evals[variant][label]`, base first."""
 
     path: Path
-    kind: str  # "demo" (summary.json), "probe" (probe.json only) or "control" (control.json only)
+    kind: str  # "demo" (summary.json), "probe" (probe.json only), "control" or "claims" (that file only)
     models: list[str]  # labels: "base", then each trained model
     method_of: dict[str, str] = field(default_factory=dict)  # label -> method ("base" -> "base")
     evals: dict[str, dict[str, ModelEval]] = field(default_factory=dict)
@@ -111,6 +116,7 @@ class RunData:
     beta: dict[str, float] = field(default_factory=dict)  # variant -> the beta of the tables' F gap
     num_seeds: int = 1
     facts: list[str] = field(default_factory=list)  # one-line descriptions of the run for the page header
+    claims: Claims | None = None  # claims.json (`reweightlab study`), where the folder holds one
 
     @property
     def name(self) -> str:
@@ -310,11 +316,22 @@ def _load_demo(folder: Path, summary_path: Path) -> RunData:
 
 
 def load_run(folder: str | Path) -> RunData:
-    """A demo folder (summary.json + probe-*/probe.json + <label>/metrics.jsonl) or a probe folder
-    (probe.json alone). Raises ReportError naming the file that is missing or malformed."""
+    """A demo folder (summary.json + probe-*/probe.json + <label>/metrics.jsonl), a probe folder (probe.json
+    alone), a control folder (control.json) or a study's claims alone (claims.json); any of them with the
+    claims.json a study writes. Raises ReportError naming the file that is missing or malformed."""
+    from reweightlab.report.claims import CLAIMS_FILE, read_claims  # claims.py imports this module's ReportError
+
     folder = Path(folder)
     if not folder.is_dir():
         raise ReportError(f"{folder} is not a folder")
+    claims = folder / CLAIMS_FILE
+    run = _load_results(folder, claims_alone=claims.is_file())
+    if claims.is_file():
+        run.claims = read_claims(claims)
+    return run
+
+
+def _load_results(folder: Path, *, claims_alone: bool) -> RunData:
     summary, probe = folder / "summary.json", folder / "probe.json"
     if summary.exists():
         return _load_demo(folder, summary)
@@ -329,7 +346,9 @@ def load_run(folder: str | Path) -> RunData:
         return run
     if (folder / "control.json").exists():  # `reweightlab control run --out DIR`: only the control section
         return RunData(folder, "control", [], facts=["control policies from offline data (control.json)"])
+    if claims_alone:  # a study's folder with no results of its own: only the claims section
+        return RunData(folder, "claims", [], facts=["a study's claims and verdicts (claims.json)"])
     raise ReportError(
-        f"{folder} holds neither summary.json (a demo run), probe.json (a probe run) nor control.json "
-        "(a control run)"
+        f"{folder} holds neither summary.json (a demo run), probe.json (a probe run), control.json "
+        "(a control run) nor claims.json (a study)"
     )
