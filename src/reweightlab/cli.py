@@ -50,13 +50,15 @@ def _cmd_train(args) -> None:
 
 
 def _cmd_demo(args) -> None:
-    from reweightlab.recipes.demo import load_budget, run_demo
+    from reweightlab.recipes.demo import load_budget
+    from reweightlab.recipes.study import run_study
 
     if args.help_config:
         print(_demo_keys())
         return
     budget = load_budget(args.quick, args.config, args.overrides)
-    run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress, budget=budget)
+    run_study(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress, budget=budget,
+              name=args.command)
 
 
 def _demo_keys() -> str:
@@ -83,6 +85,19 @@ def _cmd_report(args) -> None:
     print(path)
 
 
+def _add_study_parser(sub, name: str, help_: str) -> None:
+    de = sub.add_parser(name, help=help_, description=help_ + ". Settings: --config FILE (base, task, reward, arms, "
+                        "budgets), then KEY=VALUE overrides; --help-config lists every key.")
+    de.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. eval_samples=64 base=DIR")
+    de.add_argument("--config", help="a YAML/TOML file of study keys (base, task, reward, arms, budgets)")
+    de.add_argument("--help-config", action="store_true", help="list every key with default and meaning")
+    de.add_argument("--quick", action="store_true", help="tiny budgets: checks the machinery, not the science")
+    de.add_argument("--out", default="runs", help="parent folder of the run folder (default: runs)")
+    de.add_argument("--seed", type=int, default=0, help="added to every training seed (default: 0)")
+    de.add_argument("--no-progress", action="store_true")
+    de.set_defaults(func=_cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reweightlab", description="SFT and RL as reweighting of a reference model.")
     p.add_argument("--version", action="version", version=f"reweightlab {__version__}")
@@ -102,15 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=_cmd_train)
 
-    de = sub.add_parser("demo", help="pretrain, post-train with every method, evaluate; write runs/demo-*/")
-    de.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="budget overrides, e.g. eval_samples=64")
-    de.add_argument("--config", help="a YAML/TOML file of budget keys")
-    de.add_argument("--help-config", action="store_true", help="list every budget key with default and meaning")
-    de.add_argument("--quick", action="store_true", help="a 2-minute version with tiny budgets")
-    de.add_argument("--out", default="runs", help="parent folder of the run folder")
-    de.add_argument("--seed", type=int, default=0)
-    de.add_argument("--no-progress", action="store_true")
-    de.set_defaults(func=_cmd_demo)
+    for cmd, help_ in (("study", "test the four claims (iw-SFT bound, SFT vs RL out of distribution, pass@k "
+                                 "crossover, creation) on a base model and task: every arm x 3 seeds, probed; writes "
+                                 "runs/study-*/claims.json and report.html"),
+                       ("demo", "the study on the embedded model (pretrained here, cached): runs/demo-*/")):
+        _add_study_parser(sub, cmd, help_)
 
     pr = sub.add_parser("probe", help="what did post-training do? pass@k, regimes, elicitation vs creation, "
                                       "KL to the base, free-energy gap; writes probe.json + probe_prompts.jsonl",

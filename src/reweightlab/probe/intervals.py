@@ -109,3 +109,52 @@ def across_seeds(values: list[float | None]) -> dict:
     mean = sum(xs) / len(xs)
     std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
     return {"mean": mean, "std": std, "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+class SeedPromptResamples:
+    """A two-level bootstrap over training seeds and prompts, for figures of several training seeds.
+
+    One resample draws ``S`` seeds with replacement and, independently, ``P`` prompts with replacement
+    (the same prompts for every seed and every model: paired), and averages ``x[s, p]`` over both. The
+    interval then holds both sources of variation: which prompts were probed and which seed trained the
+    model. With one seed it is the prompt bootstrap (``Resamples``). Multiplicities as in ``Resamples``:
+    seeds ``Ws_RS`` (rows sum to S) and prompts ``Wp_RP`` (rows sum to P), so a resampled mean is
+    ``sum_s Ws[r, s] (x_SP @ Wp[r])_s / (S P)`` with no R x S x P copy.
+    """
+
+    def __init__(self, num_seeds: int, num_prompts: int, num_resamples: int = 2000, *, seed: int = 0,
+                 confidence: float = 0.95):
+        if num_seeds < 1:
+            raise ValueError("need at least one seed")
+        self.prompts = Resamples(num_prompts, num_resamples, seed=seed, confidence=confidence)
+        g = torch.Generator().manual_seed(seed + 1)
+        idx_RS = torch.randint(0, num_seeds, (num_resamples, num_seeds), generator=g)
+        self.Ws_RS = torch.zeros(num_resamples, num_seeds, dtype=torch.float64)
+        self.Ws_RS.scatter_add_(1, idx_RS, torch.ones_like(self.Ws_RS))
+        if num_seeds == 1:
+            self.Ws_RS.fill_(1.0)
+        self.S, self.P, self.R = num_seeds, num_prompts, num_resamples
+
+    def _x(self, x_SP) -> torch.Tensor:
+        x_SP = torch.as_tensor(x_SP, dtype=torch.float64)
+        if x_SP.shape != (self.S, self.P):
+            raise ValueError(f"expected per-seed, per-prompt values of shape {(self.S, self.P)}, got {tuple(x_SP.shape)}")
+        return x_SP
+
+    def means(self, x_SP) -> torch.Tensor:
+        """Per resample, the mean over its seeds and prompts (R)."""
+        per_seed_RS = (self.prompts.W_RP @ self._x(x_SP).T) / self.P  # R x S: each seed's resampled prompt mean
+        return (self.Ws_RS * per_seed_RS).sum(1) / self.S
+
+    def mean(self, x_SP) -> dict:
+        """``{value, ci95}``: the mean over seeds and prompts, and its two-level interval."""
+        x_SP = self._x(x_SP)
+        return interval(float(x_SP.mean()), self.prompts.bounds(self.means(x_SP)))
+
+    def statistic(self, fn: Callable[[torch.Tensor, torch.Tensor], float | None], value: float | None) -> dict:
+        """Any statistic of the resampled multiplicities: ``fn(ws_S, wp_P)`` per resample (None = undefined)."""
+        stats = [fn(ws, wp) for ws, wp in zip(self.Ws_RS, self.prompts.W_RP, strict=True)]
+        stat_R = torch.tensor([math.nan if s is None else s for s in stats], dtype=torch.float64)
+        out = interval(value, self.prompts.bounds(stat_R))
+        out["defined"] = float((~torch.isnan(stat_R)).double().mean())
+        return out

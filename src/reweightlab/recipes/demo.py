@@ -9,39 +9,18 @@ gap; every difference with a paired interval over prompts) -> the spread of each
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
 from pathlib import Path
 
-import torch
-
-from reweightlab.algos import get_method
 from reweightlab.config import ConfigError, build, merge, parse_overrides, read_config_file, setting
-from reweightlab.files import write_text_atomic
-from reweightlab.models import load_model, load_tokenizer
-from reweightlab.probe.command import run_probe
 from reweightlab.probe.intervals import across_seeds, excludes_zero
-from reweightlab.probe.regimes import RegimeThresholds
-from reweightlab.probe.study import ProbeSettings
-from reweightlab.recipes.pretrain import QUICK_SPEC, PretrainSpec, ensure_embedded
-from reweightlab.rollout import HFRolloutEngine
-from reweightlab.rollout.scored import sample_and_score
+from reweightlab.recipes.arms import DEFAULT_ARMS, RL_KL_BETA, check_arms, run_label  # noqa: F401 (re-exported)
+from reweightlab.recipes.pretrain import QUICK_SPEC, PretrainSpec
 from reweightlab.rollout.search import SearchBudget
-from reweightlab.tasks import get_task
-from reweightlab.train.config import config_from_dict
-from reweightlab.train.loop import train
 
-DEMO_METHODS = ("sft", "filtered_sft", "sft_q", "iw_sft", "dft", "search_sft", "grpo", "rloo", "grpo_revision",
-                "sft_ood")
-"""The arms of the study: every method trained on the in-distribution rule with the same budget;
-``grpo_revision``, GRPO on revision episodes (up to ``revision_attempts`` attempts with the verifier's
-feedback between them, Chu et al.'s RL); and ``sft_ood``, SFT on solver demonstrations under the other
-rule (new information: the positive control of the probe's creation figures on that rule)."""
-ARMS = {"sft_ood": ("sft", "ood"), "grpo_revision": ("grpo", "id")}
-"""An arm that is not a method name: (method, training variant)."""
-REVISION_ARMS = frozenset({"grpo_revision"})
+DEMO_METHODS = DEFAULT_ARMS
+"""The arms of the study (recipes/arms.py): every method on the in-distribution rule with the same
+budget, the arms that can move the support, the two controls, and claim (b)'s arms after the warm-up."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +31,13 @@ class DemoBudget:
     ``train_seeds=[0]``; ``--quick`` starts from QUICK_BUDGET instead of these defaults.
     """
 
+    base: str = setting("embedded", "the base model: a save_pretrained folder of a causal LM, or 'embedded' (built "
+                                    "from `pretrain`, cached)")
+    task: str = setting("generalpoints", "a registered task, or a .jsonl/.parquet data file (then `reward` is needed)")
+    reward: str = setting("", "with a data file: module:function, file.py:function or a built-in (exact_match, ...)")
+    success_threshold: float = setting(1.0, "with a data file: a sample succeeds when its reward >= this")
+    arms: tuple[str, ...] = setting(DEFAULT_ARMS, "the arms to train (recipes/arms.py; an arm after the one it "
+                                                  "starts from)")
     pretrain: PretrainSpec = setting(PretrainSpec(), "the embedded base model (cached under its hash)")
     num_prompts: int = setting(512, "training prompts (in-distribution rule, train split)")
     base_samples_per_prompt: int = setting(16, "base samples per prompt, shared by filtered SFT, SFT(Q) and iw-SFT")
@@ -65,9 +51,12 @@ class DemoBudget:
     eval_samples: int = setting(128, "samples per prompt in the probe; also the regime budget K")
     search: SearchBudget = setting(SearchBudget(beam_width=16, expand_top=8), "the probe's verifier-guided search")
     train_seeds: tuple[int, ...] = setting((0, 1, 2), "every method is trained once per seed (added to --seed)")
-    revision_attempts: int = setting(3, "attempts per revision episode: grpo_revision trains on them, the probe "
-                                        "measures success at attempt 1 and within the episode")
+    revision_attempts: int = setting(5, "attempts per revision episode (Chu et al.: 5): the revision arms train on "
+                                        "them, the probe measures success at attempt 1 and within the episode")
     revision_episodes: int = setting(16, "revision episodes per prompt in the probe")
+    max_new_tokens: int = setting(24, "longest completion sampled, in tokens (training and probe)")
+    curve_prompts: int = setting(128, "training prompts on which each checkpoint's J is sampled (claim a)")
+    curve_samples: int = setting(8, "samples per prompt at each checkpoint (claims a and b)")
 
     @property
     def rl_steps(self) -> int:
@@ -84,6 +73,7 @@ QUICK_BUDGET = replace(
     DEFAULT_BUDGET, pretrain=QUICK_SPEC, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
     offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4, eval_prompts=16,
     eval_samples=32, search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1), revision_episodes=4,
+    curve_prompts=32, curve_samples=4,
 )
 
 
@@ -93,99 +83,20 @@ def load_budget(quick: bool = False, path: str | None = None, overrides=()) -> D
     user = merge(read_config_file(path) if path else {}, parse_overrides(list(overrides)))
     budget = build(DemoBudget, merge(asdict(base), user))
     for key in ("num_prompts", "offline_steps", "offline_sequences_per_step", "rl_prompts_per_step",
-                "rl_samples_per_prompt", "eval_prompts", "eval_samples", "revision_attempts", "revision_episodes"):
+                "rl_samples_per_prompt", "eval_prompts", "eval_samples", "revision_attempts", "revision_episodes",
+                "max_new_tokens", "curve_prompts", "curve_samples"):
         if getattr(budget, key) < 1:
             raise ConfigError(f"config key '{key}': must be >= 1, got {getattr(budget, key)}")
     if not budget.train_seeds:
         raise ConfigError("config key 'train_seeds': needs at least one seed")
-    return budget
+    return replace(budget, arms=check_arms(budget.arms))
 
 
-RL_KL_BETA = 0.05
+def run_demo(out_root: str | Path = "runs", **kwargs) -> Path:
+    """The study (recipes/study.py) with the demo's budget: ``reweightlab demo`` = ``reweightlab study``."""
+    from reweightlab.recipes.study import run_study
 
-
-def run_label(method: str, seed: int) -> str:
-    """A trained model's name in the probe and the summary: ``<method>-s<seed>``."""
-    return f"{method}-s{seed}"
-
-
-def method_config(arm: str, budget: DemoBudget, base: str, out: Path, seed: int) -> dict:
-    method, variant = ARMS.get(arm, (arm, "id"))
-    raw = {
-        "method": method, "output_dir": str(out / run_label(arm, seed)), "seed": seed,
-        "model": {"path": base},
-        "data": {"task": "generalpoints", "variant": variant, "num_prompts": budget.num_prompts},
-        "optim": {"lr": budget.offline_lr, "sequences_per_microbatch": 128},
-    }
-    if get_method(method).is_rl:
-        raw["optim"].update(lr=budget.rl_lr, steps=budget.rl_steps)
-        raw["rl"] = {"prompts_per_step": budget.rl_prompts_per_step,
-                     "samples_per_prompt": budget.rl_samples_per_prompt, "kl_beta": RL_KL_BETA}
-        if arm in REVISION_ARMS:  # as many episodes as the other arm has samples; each up to R attempts
-            raw["rl"]["revision_attempts"] = budget.revision_attempts
-    else:
-        raw["optim"].update(steps=budget.offline_steps, sequences_per_step=budget.offline_sequences_per_step)
-    if method == "sft_q":
-        # GeneralPoints rewards are -3, -2, -1, +5: a legal-but-wrong answer clears one threshold,
-        # a correct one two, so correct answers are drawn twice as often as near misses.
-        raw["offline"] = {"quality_thresholds": [-1.5, 0.0]}
-    if method == "search_sft":  # the probe's search budget, on the training prompts sampling did not solve
-        raw["search"] = budget.search.to_dict()
-    return raw
-
-
-def run_demo(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 0, progress: bool = True,
-             log=print, budget: DemoBudget | None = None) -> Path:
-    """The whole study; ``budget`` (from load_budget) replaces the default or quick one."""
-    torch.set_flush_denormal(True)
-    budget = budget or (QUICK_BUDGET if quick else DEFAULT_BUDGET)
-    t_start = time.perf_counter()
-    out = Path(out_root) / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if quick else ''}"
-    out.mkdir(parents=True, exist_ok=False)
-    base = str(ensure_embedded(budget.pretrain, progress=progress, log=log))
-    task = get_task("generalpoints")
-    summary = {"budget": {**budget.__dict__, "pretrain": budget.pretrain.key(), "search": budget.search.to_dict(),
-                          "rl_steps": budget.rl_steps, "sequences_per_method": budget.sequences},
-               "base_model": base, "quick": quick, "seed": seed, "methods": {}, "labels": {}}
-
-    log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
-    base_samples, base_problems = _sample_base(base, task, budget, seed, progress)
-    summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.success_N.mean())}
-
-    models = {"base": base}
-    for method in DEMO_METHODS:
-        summary["methods"][method] = {"seeds": {}}
-        for train_seed in budget.train_seeds:
-            label = run_label(method, seed + train_seed)
-            cfg = config_from_dict(method_config(method, budget, base, out, seed + train_seed))
-            t0 = time.perf_counter()
-            shared = {} if cfg.resolved_source() not in ("base_samples", "search") else {
-                "base_samples": base_samples.select(torch.arange(len(base_samples))), "base_problems": base_problems}
-            run_dir = train(cfg, progress=progress, log=log, **shared)
-            summary["methods"][method]["seeds"][str(seed + train_seed)] = {
-                "label": label, "run_dir": str(run_dir), "train_seconds": round(time.perf_counter() - t0, 1)}
-            summary["labels"][label] = {"method": method, "seed": seed + train_seed}
-            models[label] = str(run_dir / "final")
-
-    summary["eval"], summary["probe"] = _probe_all(models, budget, seed, progress, out, log)
-    summary["across_seeds"] = spread_across_seeds(summary)
-    summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
-    log(format_table(summary))
-    log(f"\nwrote {out / 'summary.json'}")
-    from reweightlab.report import write_report  # here, not at the top: matplotlib loads only once it is needed
-
-    log(f"report: {write_report([out])}")
-    return out
-
-
-def _sample_base(base: str, task, budget: DemoBudget, seed: int, progress: bool):
-    tok, model = load_tokenizer(base), load_model(base)
-    problems = task.problems("id", "train", budget.num_prompts, seed)
-    engine = HFRolloutEngine(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    samples = sample_and_score(engine, task, problems, tok, samples_per_prompt=budget.base_samples_per_prompt,
-                               max_new_tokens=24, seed=seed, progress=progress).store
-    return samples, problems
+    return run_study(out_root, **kwargs)
 
 
 SEED_FIGURES = ("pass1", "delta_pass1", "crossover_k", "elicitation", "creation", "support_E", "support_S",
@@ -207,42 +118,6 @@ def _vs_base_figures(v: dict, beta: str) -> dict:
     }
 
 
-def _probe_all(models: dict, budget: DemoBudget, seed: int, progress: bool, out: Path, log) -> tuple[dict, dict]:
-    """`reweightlab probe` on the base and every trained model, once per rule; the per-model figures
-    go into summary['eval'], each with its comparison against the base (intervals over prompts)."""
-    results: dict = {name: {} for name in models}
-    probe: dict = {}
-    trained = {name: path for name, path in models.items() if name != "base"}
-    for variant in ("id", "ood"):
-        settings = ProbeSettings(
-            task="generalpoints", variant=variant, num_prompts=budget.eval_prompts, n=budget.eval_samples,
-            thresholds=RegimeThresholds(budget_K=budget.eval_samples), search=budget.search, seed=seed + 7919,
-            betas=(RL_KL_BETA, 0.3, 3.0), revision_attempts=budget.revision_attempts,
-            revision_episodes=budget.revision_episodes,
-        )
-        p = run_probe(models["base"], trained, settings, out / f"probe-{variant}", progress=progress,
-                      log=lambda *_: None)
-        beta = f"{settings.beta:g}"
-        for name, m in p["per_model"].items():
-            results[name][variant] = {k: m[k] for k in ("pass_at_k", "pass_at_k_ci95", "mean_reward",
-                                                         "sample_tokens_per_s", "regimes", "diversity")}
-            if m.get("revision"):
-                r = m["revision"]
-                results[name][variant]["revision"] = {k: r[k] for k in (
-                    "success_first_attempt", "success_within_episode", "revision_gain", "found_by_revision")}
-            if name != "base":
-                results[name][variant] |= _vs_base_figures(p["vs_base"][name], beta)
-                if p["vs_base"][name].get("revision"):
-                    results[name][variant]["delta_within_episode"] = (
-                        p["vs_base"][name]["revision"]["delta_success_within_episode"])
-            else:
-                results[name][variant]["free_energy_gap"] = m["free_energy"][beta]["gap"]
-        probe[variant] = {"dir": f"probe-{variant}", "seconds": p["seconds"], "estimator": p["estimator"],
-                          "beta": settings.beta}
-        log(f"probed {len(models)} models ({variant.upper()} rule) in {p['seconds']:.0f} s")
-    return results, probe
-
-
 def _value(x):
     return x.get("value") if isinstance(x, dict) else x
 
@@ -251,14 +126,14 @@ def _value(x):
 DIFFERENCES = ("delta_pass1", "elicitation", "creation", "NSCR", "delta_within_episode")
 
 
-def spread_across_seeds(summary: dict) -> dict:
+def spread_across_seeds(summary: dict, variants=("id", "ood")) -> dict:
     """Per method and rule, each figure's mean, std, min and max over the training seeds; for a
     difference against the base also ``clear_of_zero``: in how many seeds its 95% interval excludes 0."""
     out = {}
     for method, info in summary["methods"].items():
         labels = [s["label"] for s in info["seeds"].values()]
         out[method] = {}
-        for variant in ("id", "ood"):
+        for variant in variants:
             rows = [summary["eval"][label][variant] for label in labels]
             figs = {"pass1": [r["pass_at_k"]["1"] for r in rows]}
             own = ("pass1", "first_attempt", "within_episode")
@@ -284,7 +159,7 @@ def _pm(spread: dict, spec: str, width: int) -> str:
     return f"{format(spread['mean'], spec) + sd + clear:>{width}}"
 
 
-def format_table(summary: dict) -> str:
+def format_table(summary: dict, variants=("id", "ood")) -> str:
     """One row per method: each figure's mean ± std across its training seeds (ID rule, then OOD pass@1)."""
     ev, spread = summary["eval"], summary["across_seeds"]
     kmax = max(int(k) for k in ev["base"]["id"]["pass_at_k"])
@@ -295,14 +170,15 @@ def format_table(summary: dict) -> str:
     lines = [f"mean ± std over {n_seeds} training seeds; (k): in how many seeds the difference's 95% interval over "
              "prompts excludes 0 (each seed's intervals: summary.json, the report)", head, "-" * len(head),
              f"{'base':<13}{b['id']['pass_at_k']['1']:>14.3f}{'':>19}{'':>13}{'':>19}{'':>19}{'':>10}{'':>10}"
-             f"{'':>13}{b['ood']['pass_at_k']['1']:>14.3f}"]
+             f"{'':>13}{_cell(b['ood']['pass_at_k']['1'] if 'ood' in b else None, '.3f', 14)}"]
+    none = {"mean": None}
     for method, by in spread.items():
-        i, o = by["id"], by["ood"]
+        i, o = by["id"], by.get("ood", {"pass1": none})
         lines.append(f"{method:<13}" + _pm(i["pass1"], ".3f", 14) + _pm(i["delta_pass1"], "+.3f", 19)
                      + _pm(i["crossover_k"], ".1f", 13) + _pm(i["elicitation"], "+.3f", 19)
                      + _pm(i["creation"], "+.3f", 19) + _pm(i["support_E"], ".1f", 10) + _pm(i["support_S"], ".1f", 10)
                      + _pm(i["kl_to_base_per_token"], ".3f", 13) + _pm(o["pass1"], ".3f", 14))
-    if "revision" in b["id"]:
+    if "revision" in b["id"] and "ood" in variants:
         head = (f"{'revision':<13}{'ID attempt 1':>14}{'ID within R':>14}{'Δwithin':>19}{'OOD attempt 1':>15}"
                 f"{'OOD within R':>14}{'Δwithin':>19}")
         lines += ["", head, "-" * len(head)]
@@ -321,7 +197,7 @@ def format_table(summary: dict) -> str:
         "E / S: prompts only the model / only the base reached within K samples. KL/tok: exact KL(model || base) per "
         "token on the model's samples. Details: probe-id/, probe-ood/, report.html.",
     ]
-    if "revision" in b["id"]:
+    if "revision" in b["id"] and "ood" in variants:
         lines.append(f"revision: {summary['budget']['revision_episodes']} episodes per prompt of up to "
                      f"{summary['budget']['revision_attempts']} attempts, the verifier's feedback after each failed "
                      "one "

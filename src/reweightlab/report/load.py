@@ -294,8 +294,10 @@ def _load_demo(folder: Path, summary_path: Path) -> RunData:
                 run.models.append(label)
                 run.method_of[label] = method
                 run.train_seconds[label] = float(s["train_seconds"])
-                # by name inside the folder, not the absolute run_dir: a moved or copied folder still renders
-                run_dirs[label] = Path(str(s.get("run_dir") or label)).name
+                # by name inside the folder, not the absolute run_dir: a moved or copied folder still renders;
+                # a run_dir of null is a model that was not trained (the study's negative control)
+                if "run_dir" not in s or s["run_dir"] is not None:
+                    run_dirs[label] = Path(str(s.get("run_dir") or label)).name
         run.num_seeds = max([len(info["seeds"]) for info in summary["methods"].values()] + [1])
         run.across = _across(summary["across_seeds"], run.methods)
         probes = {v: str(summary["probe"][v].get("dir", f"probe-{v}")) for v in VARIANTS if v in summary["probe"]}
@@ -304,7 +306,7 @@ def _load_demo(folder: Path, summary_path: Path) -> RunData:
         budget = summary.get("budget", {})
         seeds = ", ".join(dict.fromkeys(str(s) for info in summary["methods"].values() for s in info["seeds"]))
     independence = [_load_probe(folder / sub / "probe.json", run, v, run.trained) for v, sub in probes.items()]
-    run.metrics = {m: _read_jsonl(folder / run_dirs[m] / "metrics.jsonl") for m in run.trained}
+    run.metrics = {m: _read_jsonl(folder / run_dirs[m] / "metrics.jsonl") for m in run.trained if m in run_dirs}
     run.facts += [f"independence: {s}" for s in dict.fromkeys(independence) if s]
     run.facts.insert(0, (
         f"{'quick demo' if summary.get('quick') else 'demo'}, seed {summary.get('seed', '?')}: "

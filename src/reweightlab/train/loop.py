@@ -149,7 +149,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
             _run_rl(s, progress, log)
         else:
             _run_offline(s, progress, log, base_samples, base_problems)
-        _save(s, s.run_dir / "final", extra={"method": cfg.method})
+        _save(s, s.run_dir / "final", extra={"method": cfg.method, "steps": cfg.optim.steps})
     except KeyboardInterrupt:
         ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
         last = ckpts[-1] if ckpts else "none"

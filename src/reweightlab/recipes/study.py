@@ -1,0 +1,213 @@
+"""`reweightlab study` (and `reweightlab demo`, the same on the embedded model): the claims, tested.
+
+base model (the embedded one is pretrained here and cached) -> the base's scored samples, shared by
+the arms that curate from them -> every arm trained once per seed on an equal budget (recipes/arms.py)
+-> every checkpoint of the curve arms evaluated (recipes/curves.py) -> `reweightlab probe` on the base
+and every trained model, once per rule -> each claim tested by the stated rule (recipes/claims.py,
+recipes/verdicts.py) -> summary.json, curves.json, claims.json, probe-<rule>/, report.html.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from reweightlab.config import ConfigError
+from reweightlab.files import write_text_atomic
+from reweightlab.models import load_model, load_tokenizer
+from reweightlab.probe.command import run_probe
+from reweightlab.probe.regimes import RegimeThresholds
+from reweightlab.probe.study import ProbeSettings
+from reweightlab.recipes import claims as claims_mod
+from reweightlab.recipes.arms import ARMS, CURVE_ARMS, RL_KL_BETA, arm_config, run_label
+from reweightlab.recipes.curves import CurveInputs, evaluate_run
+from reweightlab.recipes.demo import DEFAULT_BUDGET, QUICK_BUDGET, DemoBudget, format_table, spread_across_seeds
+from reweightlab.recipes.demo import _vs_base_figures as vs_base_figures
+from reweightlab.recipes.pretrain import ensure_embedded
+from reweightlab.rollout import HFRolloutEngine
+from reweightlab.rollout.scored import sample_and_score
+from reweightlab.tasks.hooks import has_feedback, use_tokenizer
+from reweightlab.tasks.user_task import is_data_file, resolve_task
+from reweightlab.train.config import config_from_dict
+from reweightlab.train.loop import train
+
+PROBE_SEED_OFFSET = 7919  # the probe's prompts and samples: a stream of their own
+CURVE_SEED_OFFSET = 31337
+
+
+def _open_task(budget: DemoBudget):
+    extra = {"success_threshold": budget.success_threshold} if is_data_file(budget.task) else {}
+    task = resolve_task(budget.task, budget.reward or None, **extra)
+    variants = tuple(getattr(task, "variants", ("id",)))
+    for name in budget.arms:
+        arm = ARMS[name]
+        if arm.variant not in variants:
+            raise ConfigError(f"config key 'arms': arm '{name}' trains on the '{arm.variant}' variant; task "
+                              f"{budget.task!r} has {list(variants)}")
+        if "revision_attempts" in arm.rl and not has_feedback(task):
+            raise ConfigError(f"config key 'arms': arm '{name}' trains on revision episodes, which need a task whose "
+                              f"verifier gives feedback; task {budget.task!r} has none")
+        if name == "sft_q" and is_data_file(budget.task):
+            raise ConfigError("config key 'arms': sft_q's quality thresholds are GeneralPoints' scores; leave it "
+                              "out for a data file task")
+    return task, [v for v in ("id", "ood") if v in variants]
+
+
+def _data_keys(budget: DemoBudget) -> dict:
+    if is_data_file(budget.task):
+        return {"path": budget.task, "reward": budget.reward, "success_threshold": budget.success_threshold}
+    return {"task": budget.task}
+
+
+def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int = 0, progress: bool = True,
+              log=print, budget: DemoBudget | None = None, name: str = "demo") -> Path:
+    """The whole study; ``budget`` (from demo.load_budget) replaces the default or quick one."""
+    torch.set_flush_denormal(True)
+    budget = budget or (QUICK_BUDGET if quick else DEFAULT_BUDGET)
+    t_start = time.perf_counter()
+    task, variants = _open_task(budget)  # bad arms or task: one line, before anything is built or written
+    base = str(ensure_embedded(budget.pretrain, progress=progress, log=log)) if budget.base == "embedded" \
+        else budget.base
+    if not (Path(base) / "config.json").is_file():
+        raise ConfigError(f"config key 'base': {base} is not a model folder (no config.json)")
+    out = Path(out_root) / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if quick else ''}"
+    out.mkdir(parents=True, exist_ok=False)
+    summary = {"budget": {**budget.__dict__, "pretrain": budget.pretrain.key(), "search": budget.search.to_dict(),
+                          "rl_steps": budget.rl_steps, "sequences_per_method": budget.sequences},
+               "base_model": base, "quick": quick, "seed": seed, "methods": {}, "labels": {}}
+    tok = load_tokenizer(base)
+    use_tokenizer(task, tok)
+    log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
+    base_samples, base_problems = _sample_base(base, tok, task, budget, seed, progress)
+    summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.success_N.mean())}
+
+    models, runs = {"base": base}, {}
+    for arm_name in budget.arms:
+        arm = ARMS[arm_name]
+        summary["methods"][arm_name] = {"seeds": {}, "summary": arm.summary}
+        seeds = budget.train_seeds[:1] if arm.method is None else budget.train_seeds
+        for train_seed in seeds:
+            s, label = seed + train_seed, run_label(arm_name, seed + train_seed)
+            t0 = time.perf_counter()
+            if arm.method is None:  # the negative control: the base itself, probed as if it were trained
+                models[label], run_dir = base, None
+            else:
+                start = models[run_label(arm.start, s)] if arm.start else base
+                cfg = config_from_dict(arm_config(arm, budget, start, out, s, data=_data_keys(budget)))
+                shared = {} if cfg.resolved_source() not in ("base_samples", "search") else {
+                    "base_samples": base_samples.select(torch.arange(len(base_samples))),
+                    "base_problems": base_problems}
+                run_dir = train(cfg, progress=progress, log=log, **shared)
+                models[label], runs[label] = str(run_dir / "final"), (arm_name, s, start, run_dir)
+            summary["methods"][arm_name]["seeds"][str(s)] = {
+                "label": label, "run_dir": None if run_dir is None else str(run_dir),
+                "train_seconds": round(time.perf_counter() - t0, 1)}
+            summary["labels"][label] = {"method": arm_name, "seed": s}
+
+    t0 = time.perf_counter()
+    curves = _curves(runs, budget, tok, task, variants, base_samples, base_problems, seed, log)
+    write_text_atomic(out / "curves.json", json.dumps(curves, indent=1))
+    summary["curves_seconds"] = round(time.perf_counter() - t0, 1)
+    summary["eval"], summary["probe"] = _probe_all(models, budget, variants, seed, progress, out, log)
+    summary["across_seeds"] = spread_across_seeds(summary, variants)
+    claims = claims_mod.compute_claims(out, summary, curves)
+    write_text_atomic(out / "claims.json", json.dumps(claims, indent=2))
+    summary["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    log(format_table(summary, variants))
+    log(format_claims(claims))
+    log(f"\nwrote {out / 'summary.json'} and {out / 'claims.json'}")
+    from reweightlab.report import write_report  # here, not at the top: matplotlib loads only once it is needed
+
+    log(f"report: {write_report([out])}")
+    return out
+
+
+def _sample_base(base: str, tok, task, budget: DemoBudget, seed: int, progress: bool):
+    model = load_model(base)
+    problems = task.problems("id", "train", budget.num_prompts, seed)
+    engine = HFRolloutEngine(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    samples = sample_and_score(engine, task, problems, tok, samples_per_prompt=budget.base_samples_per_prompt,
+                               max_new_tokens=budget.max_new_tokens, seed=seed, progress=progress).store
+    return samples, problems
+
+
+def _curves(runs: dict, budget: DemoBudget, tok, task, variants, base_samples, base_problems, seed, log) -> dict:
+    """Every checkpoint of the curve arms: 'bound' points for claim a's arms, 'rule' points for claim b's."""
+    wanted = {label: r for label, r in runs.items() if r[0] in CURVE_ARMS}
+    if not wanted:
+        return {}
+    n_train = min(budget.curve_prompts, len(base_problems))
+    tests = {v: task.problems(v, "test", budget.eval_prompts, seed + PROBE_SEED_OFFSET) for v in variants}
+    inputs = CurveInputs(tokenizer=tok, task=task, train_problems=base_problems[:n_train], test_problems=tests,
+                         base_store=base_samples, samples_per_prompt=budget.curve_samples,
+                         max_new_tokens=budget.max_new_tokens, seed=seed + CURVE_SEED_OFFSET)
+    rl_batch = budget.rl_prompts_per_step * budget.rl_samples_per_prompt
+    out = {}
+    for label, (arm, s, start, run_dir) in wanted.items():
+        kind = "rule" if ARMS[arm].start else "bound"
+        per_step = rl_batch if ARMS[arm].method in ("grpo", "rloo", "reinforce") else budget.offline_sequences_per_step
+        out[label] = {"arm": arm, "seed": s, "kind": kind, "start": start,
+                      "points": evaluate_run(run_dir, start, kind, inputs, per_step)}
+    log(f"evaluated the checkpoints of {len(out)} runs")
+    return out
+
+
+def _probe_all(models: dict, budget: DemoBudget, variants, seed: int, progress: bool, out: Path, log):
+    """`reweightlab probe` on the base and every trained model, once per rule; the per-model figures
+    go into summary['eval'], each with its comparison against the base (intervals over prompts)."""
+    results: dict = {name: {} for name in models}
+    probe: dict = {}
+    trained = {name: path for name, path in models.items() if name != "base"}
+    data_file = is_data_file(budget.task)
+    for variant in variants:
+        settings = ProbeSettings(
+            task=budget.task, reward=budget.reward or None, success_threshold=budget.success_threshold,
+            variant=variant, num_prompts=budget.eval_prompts, n=budget.eval_samples,
+            thresholds=RegimeThresholds(budget_K=budget.eval_samples), search=budget.search,
+            seed=seed + PROBE_SEED_OFFSET, betas=(RL_KL_BETA, 0.3, 3.0), max_new_tokens=budget.max_new_tokens,
+            revision_attempts=1 if data_file else budget.revision_attempts, revision_episodes=budget.revision_episodes,
+        )
+        p = run_probe(models["base"], trained, settings, out / f"probe-{variant}", progress=progress,
+                      log=lambda *_: None)
+        beta = f"{settings.beta:g}"
+        for name, m in p["per_model"].items():
+            results[name][variant] = {k: m[k] for k in ("pass_at_k", "pass_at_k_ci95", "mean_reward",
+                                                         "sample_tokens_per_s", "regimes", "diversity",
+                                                         "failure_kinds")}
+            if m.get("revision"):
+                r = m["revision"]
+                results[name][variant]["revision"] = {k: r[k] for k in (
+                    "success_first_attempt", "success_within_episode", "revision_gain", "found_by_revision")}
+            if name != "base":
+                results[name][variant] |= vs_base_figures(p["vs_base"][name], beta)
+                if p["vs_base"][name].get("revision"):
+                    results[name][variant]["delta_within_episode"] = (
+                        p["vs_base"][name]["revision"]["delta_success_within_episode"])
+            else:
+                results[name][variant]["free_energy_gap"] = m["free_energy"][beta]["gap"]
+        probe[variant] = {"dir": f"probe-{variant}", "seconds": p["seconds"], "estimator": p["estimator"],
+                          "beta": settings.beta}
+        log(f"probed {len(models)} models ({variant.upper()} rule) in {p['seconds']:.0f} s")
+    return results, probe
+
+
+def format_claims(claims: dict) -> str:
+    """The claims as the terminal shows them: one block per claim, its verdict and parts."""
+    lines = ["", "claims (verdict rule: README 'The study'; intervals over training seeds and prompts)"]
+    for c in claims["claims"]:
+        lines.append(f"  {c['title']}: {c['verdict'].upper()}")
+        lines.append(f"    paper: {c['paper_figure']}")
+        lines.append(f"    ours:  {c['ours']}")
+        for p in c["parts"]:
+            lo, hi = p["ci95"]
+            iv = "" if lo is None else f" [{lo:+.4f}, {hi:+.4f}]"
+            val = "-" if p["value"] is None else f"{p['value']:+.4f}"
+            lines.append(f"    - {p['name']} ({p['kind']}): {val}{iv} -> {p['verdict']}")
+        if c["verdict"] == "not run":
+            lines.append(f"    ({c['why']})")
+    return "\n".join(lines)
