@@ -147,3 +147,19 @@ def test_gradient_accumulation_matches_one_microbatch(reduction, tiny_model_dir,
     assert any(not torch.equal(base[k], finals[0][k]) for k in base)
     for k in finals[0]:
         torch.testing.assert_close(finals[0][k], finals[1][k], atol=1e-5, rtol=1e-4)
+
+
+def test_rl_on_the_success_signal_trains_on_rewards_of_0_and_1(tiny_model_dir, tmp_path):
+    """rl.reward=success: the logged reward is the success rate (0/1 per sample), the score's is not."""
+    rows = {}
+    for signal in ("score", "success"):
+        out = tmp_path / signal
+        cfg = load_config(None, _overrides("rloo", tiny_model_dir, out) + [f"rl.reward={signal}"])
+        train(cfg, progress=False, log=lambda *_: None)
+        rows[signal] = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    for r in rows["success"]:
+        assert r["reward"] == pytest.approx(r["success"], abs=1e-6)
+        assert r["reward_std"] <= (16 / 15) ** 0.5 / 2 + 1e-6  # a 0/1 variable's std over 16 samples (n - 1 normalised)
+    # same seed, same samples in the first batch: only the signal differs
+    assert rows["score"][0]["success"] == rows["success"][0]["success"]
+    assert rows["score"][0]["reward"] != pytest.approx(rows["score"][0]["success"], abs=1e-6)

@@ -138,7 +138,8 @@ class SeedPromptResamples:
     def _x(self, x_SP) -> torch.Tensor:
         x_SP = torch.as_tensor(x_SP, dtype=torch.float64)
         if x_SP.shape != (self.S, self.P):
-            raise ValueError(f"expected per-seed, per-prompt values of shape {(self.S, self.P)}, got {tuple(x_SP.shape)}")
+            raise ValueError(f"expected per-seed, per-prompt values of shape {(self.S, self.P)}, "
+                             f"got {tuple(x_SP.shape)}")
         return x_SP
 
     def means(self, x_SP) -> torch.Tensor:

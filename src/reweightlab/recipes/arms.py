@@ -100,9 +100,11 @@ def arm_config(arm: Arm, budget, start_model: str, out: Path, seed: int, *, data
         "data": {**data, "num_prompts": budget.num_prompts, "max_new_tokens": budget.max_new_tokens},
         "optim": {"lr": budget.offline_lr * arm.lr_scale, "sequences_per_microbatch": 128},
     }
+    method = get_method(arm.method)
     if "path" not in data:
         raw["data"]["variant"] = arm.variant
-    method = get_method(arm.method)
+    elif not method.is_rl and not method.needs_scores:  # trains on the file's own rows, all of them
+        del raw["data"]["num_prompts"], raw["data"]["success_threshold"], raw["data"]["reward"]
     steps = budget.rl_steps if method.is_rl else budget.offline_steps
     if method.is_rl:
         rl = {k: (budget.revision_attempts if v == REVISION else v) for k, v in arm.rl.items()}

@@ -151,12 +151,12 @@ def claim_a(files: StudyFiles, curves: dict) -> dict:
         extra.append(difference_part("grpo - filtered_sft (for reference, not a part)", "J(RL) - J(SFT)", "greater",
                                      J - sft_J, seeds))
     arms = [a for a in ("filtered_sft", "iw_sft", "iw_sft_seq", "grpo") if a in runs]
-    fig_j = _lines("J = E_pi[success] on the training prompts, by checkpoint (mean over seeds)", "sequences trained",
+    fig_j = _lines("J = E_pi[success], training prompts", "sequences trained",
                    "J", [_series(a, [p["sequences"] for p in _mean_points(curves, a)],
                                  [p["J"] for p in _mean_points(curves, a)]) for a in arms])
     pts = _mean_points(curves, "filtered_sft")
     xs = [p["sequences"] for p in pts]
-    fig_b = _lines("filtered_sft's checkpoints: J and its lower bounds (on the base's samples)", "sequences trained",
+    fig_b = _lines("filtered_sft: J and its lower bounds", "sequences trained",
                    "objective", [_series("J (sampled)", xs, [p["J"] for p in pts]),
                                  _series("J (importance-sampled)", xs, [p["J_importance_sampled"] for p in pts], True),
                                  _series("SFT bound (w = 1)", xs, [p["bound_sft"] for p in pts], True),
@@ -177,8 +177,9 @@ def claim_a(files: StudyFiles, curves: dict) -> dict:
     return _claim(
         "a", parts, **A_TEXT,
         ours=(f"J(iw_sft) - J(filtered_sft) = {_fmt(first)}" if first else "-") + f"; the tightest bound: {tighter}",
-        how_to_read=["Left: J of each arm over training. Right: on filtered SFT's own checkpoints, J and the three "
-                     "lower bounds evaluated on the base's samples; a bound closer to J is tighter.",
+        how_to_read=["Left: J of each arm over training (mean over seeds). Right: at filtered SFT's checkpoints, J and "
+                     "the three lower bounds on a fresh draw of the base's samples (not the curated training data); a "
+                     "bound closer to J is tighter.",
                      "The verdict compares final J per training prompt, paired over prompts and seeds; RL is shown for "
                      "reference: it optimises J itself."],
         differs="A 0.8M-parameter model on GeneralPoints, curated from 16 base samples per training hand, 100 steps; "
@@ -226,18 +227,18 @@ def claim_b(files: StudyFiles, curves: dict, attempts: int) -> dict:
     figs = []
     pts = {a: _mean_points(curves, a) for a in ("warmup_sft", "warmup_rl")}
     if all(pts.values()):
-        figs.append(_lines("Over training (mean over seeds): changed-rule vs in-distribution success", "ID success "
+        figs.append(_lines("Over training: OOD vs ID success", "ID success "
                            "(held-out hands, one attempt)", "OOD success (one attempt)",
                            [_series(a, [p["id_success"] for p in v], [p["ood_success"] for p in v])
                             for a, v in pts.items()]))
-        figs.append(_lines("Changed-rule success against the distance moved", "KL(model || warm-up) per token",
+        figs.append(_lines("OOD success vs distance moved", "KL(model || warm-up) per token",
                            "OOD success (one attempt)",
                            [_series(a, [p["kl_to_start_per_token"] for p in v], [p["ood_success"] for p in v])
                             for a, v in pts.items()]))
     arms = [a for a in ("base", "sft", "warmup_sft", "warmup_rl", "grpo", "grpo_revision") if a == "base"
             or files.has(a, "ood")]
     kinds = {a: _failure_kinds(files, a) for a in arms}
-    figs.append({"kind": "bars", "title": "How changed-rule samples fail (share of all samples, mean over seeds)",
+    figs.append({"kind": "bars", "title": "How OOD samples fail",
                  "y_label": "share of samples", "categories": list(FAILURE_KINDS),
                  "series": [{"name": a, "values": [kinds[a].get(k) for k in FAILURE_KINDS]} for a in arms]})
     table_rows = []
@@ -305,7 +306,7 @@ def claim_c(files: StudyFiles, arm: str = "grpo") -> dict:
     base_curve, rl_curve = base_PK.mean(0), rl_SPK.mean((0, 1))
     value = crossover_k(dict(zip(ks, base_curve.tolist(), strict=True)), dict(zip(ks, rl_curve.tolist(), strict=True)))
     ks_fig = two.statistic(kstar, value)
-    fig = _lines(f"pass@k on held-out hands (ID; {arm}: mean over {S} seeds)", "k", "pass@k",
+    fig = _lines("pass@k, held-out ID prompts", "k", "pass@k",
                  [_series("base", ks, base_curve.tolist()), _series(arm, ks, rl_curve.tolist())], x_log=True,
                  vlines=[{"x": value, "label": "k*"}] if value is not None else [])
     kstar_text = "none" if value is None else f"{value:.1f} [{_bound(ks_fig['ci95'][0])}, {_bound(ks_fig['ci95'][1])}]"
@@ -350,17 +351,17 @@ def claim_d(files: StudyFiles) -> dict:
         x = (files.matrix(arm, variant, _p1) - files.matrix("base", variant, _p1)) * creates
         role = ("negative control" if arm == "base_copy" else "positive control" if arm == "sft_ood"
                 else "can create" if kind == "greater" else "reweighting")
-        parts.append(difference_part(f"{arm} ({role}, {variant.upper()} rule)", f"creation: pass@1 gain on the "
+        parts.append(difference_part(f"{arm} ({role}, {variant.upper()} prompts)", f"creation: pass@1 gain on the "
                                      f"{int(creates.sum())} prompts the base did not reach", kind, x,
                                      files.seeds_of[arm]))
         rows.append({"name": f"{arm} ({variant.upper()})", "value": parts[-1]["value"], "lo": parts[-1]["ci95"][0],
                      "hi": parts[-1]["ci95"][1]})
-    fig = {"kind": "intervals", "title": "Creation per arm (95% interval over seeds and prompts)",
+    fig = {"kind": "intervals", "title": "Creation per arm, 95% interval",
            "x_label": "pass@1 gain on prompts the base did not reach, over all prompts", "rows": rows,
            "band": [-V.MARGIN, V.MARGIN]}
     rew = [p for p in parts if p["kind"] == "at_most"]
     cre = [p for p in parts if p["kind"] == "greater"]
-    return _claim(
+    claim = _claim(
         "d", parts, **D_TEXT,
         ours=f"reweighting arms: {sum(p['verdict'] == V.SUPPORTED for p in rew)} of {len(rew)} at most 0 within m; "
              f"creating arms: {sum(p['verdict'] == V.SUPPORTED for p in cre)} of {len(cre)} clearly above 0",
@@ -373,13 +374,19 @@ def claim_d(files: StudyFiles) -> dict:
                 "thesis in the limit of infinite budgets.",
         figures=[fig],
     )
+    if not cre and claim["verdict"] == V.SUPPORTED:  # half a claim tested is not the claim supported
+        claim["verdict"] = V.INCONCLUSIVE
+        claim["why"] = ("only the reweighting half was tested: no arm that can move the support (search_sft, "
+                        "grpo_revision, warmup_rl, sft_ood) ran")
+    return claim
 
 
 def compute_claims(out: Path, summary: dict, curves: dict) -> dict:
     """claims.json's content for a study folder (module docstring)."""
     files = StudyFiles(out, summary["labels"])
     attempts = summary["budget"].get("revision_attempts", 1)
-    claims = [claim_a(files, curves), claim_b(files, curves, attempts), claim_c(files), claim_d(files)]
+    runs = curves.get("runs", {})
+    claims = [claim_a(files, runs), claim_b(files, runs, attempts), claim_c(files), claim_d(files)]
     return {"version": CLAIMS_VERSION,
             "rule": {"text": V.RULE_TEXT, "confidence": V.CONFIDENCE, "margin": V.MARGIN, "resamples": V.RESAMPLES,
                      "interval": "two-level bootstrap: training seeds, then prompts (paired across models)"},

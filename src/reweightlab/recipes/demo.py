@@ -73,7 +73,7 @@ QUICK_BUDGET = replace(
     DEFAULT_BUDGET, pretrain=QUICK_SPEC, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
     offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4, eval_prompts=16,
     eval_samples=32, search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1), revision_episodes=4,
-    curve_prompts=32, curve_samples=4,
+    curve_prompts=16, curve_samples=4, revision_attempts=2,
 )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from reweightlab.algos import get_method
 from reweightlab.config import ConfigError
 from reweightlab.files import write_text_atomic
 from reweightlab.models import load_model, load_tokenizer
@@ -75,7 +76,6 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
     if not (Path(base) / "config.json").is_file():
         raise ConfigError(f"config key 'base': {base} is not a model folder (no config.json)")
     out = Path(out_root) / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}{'-quick' if quick else ''}"
-    out.mkdir(parents=True, exist_ok=False)
     summary = {"budget": {**budget.__dict__, "pretrain": budget.pretrain.key(), "search": budget.search.to_dict(),
                           "rl_steps": budget.rl_steps, "sequences_per_method": budget.sequences},
                "base_model": base, "quick": quick, "seed": seed, "methods": {}, "labels": {}}
@@ -84,6 +84,8 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
     log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
     base_samples, base_problems = _sample_base(base, tok, task, budget, seed, progress)
     summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.success_N.mean())}
+    _check_curated(budget, base_samples)
+    out.mkdir(parents=True, exist_ok=False)  # only now: a study that cannot start leaves nothing behind
 
     models, runs = {"base": base}, {}
     for arm_name in budget.arms:
@@ -109,7 +111,7 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
             summary["labels"][label] = {"method": arm_name, "seed": s}
 
     t0 = time.perf_counter()
-    curves = _curves(runs, budget, tok, task, variants, base_samples, base_problems, seed, log)
+    curves = _curves(runs, budget, tok, task, variants, base, base_problems, seed, log)
     write_text_atomic(out / "curves.json", json.dumps(curves, indent=1))
     summary["curves_seconds"] = round(time.perf_counter() - t0, 1)
     summary["eval"], summary["probe"] = _probe_all(models, budget, variants, seed, progress, out, log)
@@ -127,6 +129,16 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
     return out
 
 
+def _check_curated(budget: DemoBudget, base_samples) -> None:
+    """The arms that curate the base's samples need at least one success among them."""
+    curated = [a for a in budget.arms if ARMS[a].method and get_method(ARMS[a].method).needs_scores
+               and not get_method(ARMS[a].method).is_rl]
+    if curated and not bool(base_samples.success_N.any()):
+        raise ConfigError(f"config key 'base': it succeeded on none of its {len(base_samples)} samples of the training "
+                          f"prompts, so {', '.join(curated)} have nothing to train on; start from a stronger base, "
+                          "raise base_samples_per_prompt, or leave those arms out of 'arms'")
+
+
 def _sample_base(base: str, tok, task, budget: DemoBudget, seed: int, progress: bool):
     model = load_model(base)
     problems = task.problems("id", "train", budget.num_prompts, seed)
@@ -136,15 +148,23 @@ def _sample_base(base: str, tok, task, budget: DemoBudget, seed: int, progress: 
     return samples, problems
 
 
-def _curves(runs: dict, budget: DemoBudget, tok, task, variants, base_samples, base_problems, seed, log) -> dict:
-    """Every checkpoint of the curve arms: 'bound' points for claim a's arms, 'rule' points for claim b's."""
+def _curves(runs: dict, budget: DemoBudget, tok, task, variants, base, base_problems, seed, log) -> dict:
+    """Every checkpoint of the curve arms: 'bound' points for claim a's arms, 'rule' points for claim b's.
+
+    The bounds are evaluated on a fresh draw of the base's samples of the J prompts, never on the
+    curated data the arms trained on: measured there, a bound rewards memorising those samples
+    (their likelihood ratio under the trained model is large exactly because they were trained on)."""
     wanted = {label: r for label, r in runs.items() if r[0] in CURVE_ARMS}
     if not wanted:
-        return {}
+        return {"reference": None, "runs": {}}
     n_train = min(budget.curve_prompts, len(base_problems))
+    problems = base_problems[:n_train]
+    engine = HFRolloutEngine(load_model(base), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    fresh = sample_and_score(engine, task, problems, tok, samples_per_prompt=budget.base_samples_per_prompt,
+                             max_new_tokens=budget.max_new_tokens, seed=seed + CURVE_SEED_OFFSET + 1).store
     tests = {v: task.problems(v, "test", budget.eval_prompts, seed + PROBE_SEED_OFFSET) for v in variants}
-    inputs = CurveInputs(tokenizer=tok, task=task, train_problems=base_problems[:n_train], test_problems=tests,
-                         base_store=base_samples, samples_per_prompt=budget.curve_samples,
+    inputs = CurveInputs(tokenizer=tok, task=task, train_problems=problems, test_problems=tests,
+                         base_store=fresh, samples_per_prompt=budget.curve_samples,
                          max_new_tokens=budget.max_new_tokens, seed=seed + CURVE_SEED_OFFSET)
     rl_batch = budget.rl_prompts_per_step * budget.rl_samples_per_prompt
     out = {}
@@ -154,7 +174,9 @@ def _curves(runs: dict, budget: DemoBudget, tok, task, variants, base_samples, b
         out[label] = {"arm": arm, "seed": s, "kind": kind, "start": start,
                       "points": evaluate_run(run_dir, start, kind, inputs, per_step)}
     log(f"evaluated the checkpoints of {len(out)} runs")
-    return out
+    reference = {"prompts": n_train, "samples": len(fresh), "success_rate": float(fresh.success_N.mean()),
+                 "seed": seed + CURVE_SEED_OFFSET + 1}
+    return {"reference": reference, "runs": out}
 
 
 def _probe_all(models: dict, budget: DemoBudget, variants, seed: int, progress: bool, out: Path, log):
