@@ -74,7 +74,8 @@ def test_curves_start_at_the_base_and_bounds_are_below_the_objective(study):
     # step 0 is the base for every arm and seed, sampled with the same seed: the same J to the last digit
     assert len({p["J"] for p in first}) == 1 and all(p["step"] == 0 for p in first)
     ref = curves["reference"]  # a fresh draw of the base's samples, not the curated training data
-    assert ref["prompts"] == cfg["curve_prompts"] and ref["samples"] == cfg["curve_prompts"] * cfg["base_samples_per_prompt"]
+    assert ref["prompts"] == cfg["curve_prompts"]
+    assert ref["samples"] == cfg["curve_prompts"] * cfg["base_samples_per_prompt"]
     success = ref["success_rate"]
     assert 0 < success < 1
     for p in first:  # at theta = pi_ref every bound equals J, which is the reference samples' success rate
