@@ -61,6 +61,13 @@ def _cmd_demo(args) -> None:
               name=args.command)
 
 
+def _cmd_claims(args) -> None:
+    from reweightlab.recipes.study import recompute_claims
+
+    recompute_claims(args.run_dir)
+    print(f"wrote {args.run_dir}/claims.json (run `reweightlab report {args.run_dir}` to redraw the page)")
+
+
 def _demo_keys() -> str:
     from reweightlab.config import describe
     from reweightlab.recipes.demo import DemoBudget
@@ -122,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "runs/study-*/claims.json and report.html"),
                        ("demo", "the study on the embedded model (pretrained here, cached): runs/demo-*/")):
         _add_study_parser(sub, cmd, help_)
+
+    cl = sub.add_parser("claims", help="recompute claims.json of a study folder from its own files (no training)")
+    cl.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by reweightlab study or demo")
+    cl.set_defaults(func=_cmd_claims)
 
     pr = sub.add_parser("probe", help="what did post-training do? pass@k, regimes, elicitation vs creation, "
                                       "KL to the base, free-energy gap; writes probe.json + probe_prompts.jsonl",

@@ -105,3 +105,16 @@ def test_bad_arms_are_one_line_and_write_nothing(study, extra, message, tmp_path
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_claims_recompute_from_the_folder_alone(study, capsys):
+    """`reweightlab claims RUN_DIR`: the same claims.json from the folder's files, without training."""
+    run, _ = study
+    before = json.loads((run / "claims.json").read_text())
+    (run / "claims.json").unlink()
+    assert main(["claims", str(run)]) == 0
+    after = json.loads((run / "claims.json").read_text())
+    assert after == before
+    assert "(a) SFT on curated data" in capsys.readouterr().out
+    assert main(["claims", str(run / "probe-id")]) == 2
+    assert "not a study folder" in capsys.readouterr().err

@@ -128,7 +128,14 @@ A_TEXT = dict(
 )
 
 
-def claim_a(files: StudyFiles, curves: dict) -> dict:
+def _setting(ctx: dict) -> str:
+    """The study's own setting in a few words: model size and task."""
+    params = ctx.get("base_parameters")
+    size = f"a {params / 1e6:.1f}M-parameter model" if params else "the base model"
+    return f"{size} on {Path(str(ctx['budget']['task'])).name}"
+
+
+def claim_a(files: StudyFiles, curves: dict, ctx: dict) -> dict:
     need = ("filtered_sft", "iw_sft")
     runs = {c["arm"] for c in curves.values() if c["kind"] == "bound"}
     if not all(a in runs for a in need):
@@ -182,8 +189,9 @@ def claim_a(files: StudyFiles, curves: dict) -> dict:
                      "bound closer to J is tighter.",
                      "The verdict compares final J per training prompt, paired over prompts and seeds; RL is shown for "
                      "reference: it optimises J itself."],
-        differs="A 0.8M-parameter model on GeneralPoints, curated from 16 base samples per training hand, 100 steps; "
-                "the paper trains 32B models on s1.1K (and control policies) for 5 epochs.",
+        differs=f"Ours: {_setting(ctx)}, curated from {ctx['budget']['base_samples_per_prompt']} base samples per "
+                f"training prompt, {ctx['budget']['sequences_per_method']} sequences trained. The paper: 32B models on "
+                "s1.1K for 5 epochs (and offline control policies).",
         figures=[fig_j, fig_b], tables=[table], reference=extra,
     )
 
@@ -210,7 +218,8 @@ B_TEXT = dict(
 FAILURE_KINDS = ("other_rule", "wrong_value", "wrong_numbers", "illegal")
 
 
-def claim_b(files: StudyFiles, curves: dict, attempts: int) -> dict:
+def claim_b(files: StudyFiles, curves: dict, ctx: dict) -> dict:
+    attempts = ctx["budget"].get("revision_attempts", 1)
     need = ("sft", "warmup_sft", "warmup_rl")
     if not all(files.has(a, "ood") for a in need):
         return not_run("b", **B_TEXT, why="needs a task with a changed-rule variant ('ood') and the arms sft, "
@@ -255,10 +264,11 @@ def claim_b(files: StudyFiles, curves: dict, attempts: int) -> dict:
                      "moving right gains in distribution. Middle: the same against the KL moved from the warm-up.",
                      "Right: how changed-rule samples fail; 'other_rule' is a face card read as under the trained rule "
                      "(J, Q, K as 10): the memorised reading."],
-        differs="A 0.8M-parameter text model pretrained on both rules (15% of its corpus under the changed rule, 15% "
-                "of completions reading face cards under the other rule); the warm-up is 100 SFT steps; RL is "
-                "GRPO on the 0/1 success for as many episodes as SFT has sequences. The paper: an 11B "
-                "vision-language model, far more RL, up to 5 attempts as here.",
+        differs=f"Ours: {_setting(ctx)} (the embedded base is pretrained on both rules: 15% of its corpus under the "
+                "changed one, 15% of completions reading face cards under the other rule); the warm-up is the sft "
+                f"arm ({ctx['budget']['sequences_per_method']} sequences); RL is GRPO on the 0/1 success for as many "
+                f"episodes of up to {attempts} attempts as SFT has sequences. The paper: an 11B vision-language "
+                "model (text variant here), far more RL, episodes of up to 5 attempts.",
         figures=figs, tables=[table],
     )
 
@@ -281,7 +291,7 @@ C_TEXT = dict(
 )
 
 
-def claim_c(files: StudyFiles, arm: str = "grpo") -> dict:
+def claim_c(files: StudyFiles, ctx: dict, arm: str = "grpo") -> dict:
     if not files.has(arm, "id"):
         return not_run("c", **C_TEXT, why=f"needs the arm {arm}")
     rows = files.rows["id"]
@@ -317,8 +327,8 @@ def claim_c(files: StudyFiles, arm: str = "grpo") -> dict:
         how_to_read=[f"pass@k of the base and of {arm} on the same held-out hands, from n = {n} samples each; k* "
                      "(dotted) is where the base catches up.",
                      f"k stops at n/2 = {ks[-1]}: beyond it the estimate rests on too few subsets of the n samples."],
-        differs=f"One task and a 0.8M-parameter model, n = {n} samples per prompt; the paper probes 7B-32B models on "
-                "math, code and visual reasoning with k up to 256 or 1024.",
+        differs=f"Ours: {_setting(ctx)}, n = {n} samples per prompt. The paper probes 7B-32B models on math, code "
+                "and visual reasoning with k up to 256 or 1024.",
         figures=[fig], kstar={"value": value, "ci95": ks_fig["ci95"], "defined": ks_fig["defined"], "ks": ks},
     )
 
@@ -384,9 +394,9 @@ def claim_d(files: StudyFiles) -> dict:
 def compute_claims(out: Path, summary: dict, curves: dict) -> dict:
     """claims.json's content for a study folder (module docstring)."""
     files = StudyFiles(out, summary["labels"])
-    attempts = summary["budget"].get("revision_attempts", 1)
     runs = curves.get("runs", {})
-    claims = [claim_a(files, runs), claim_b(files, runs, attempts), claim_c(files), claim_d(files)]
+    ctx = {"budget": summary["budget"], "base_parameters": summary.get("base_parameters")}
+    claims = [claim_a(files, runs, ctx), claim_b(files, runs, ctx), claim_c(files, ctx), claim_d(files)]
     return {"version": CLAIMS_VERSION,
             "rule": {"text": V.RULE_TEXT, "confidence": V.CONFIDENCE, "margin": V.MARGIN, "resamples": V.RESAMPLES,
                      "interval": "two-level bootstrap: training seeds, then prompts (paired across models)"},

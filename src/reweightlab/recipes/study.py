@@ -81,6 +81,7 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
                "base_model": base, "quick": quick, "seed": seed, "methods": {}, "labels": {}}
     tok = load_tokenizer(base)
     use_tokenizer(task, tok)
+    summary["base_parameters"] = sum(p.numel() for p in load_model(base).parameters())
     log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
     base_samples, base_problems = _sample_base(base, tok, task, budget, seed, progress)
     summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.success_N.mean())}
@@ -233,3 +234,20 @@ def format_claims(claims: dict) -> str:
         if c["verdict"] == "not run":
             lines.append(f"    ({c['why']})")
     return "\n".join(lines)
+
+
+def recompute_claims(folder: str | Path, log=print) -> dict:
+    """claims.json again from a study folder's own files (summary.json, curves.json, probe-*/): the claims
+    are a function of those files alone, so a changed rule or text can be re-applied without retraining."""
+    folder = Path(folder)
+    for name in ("summary.json", "curves.json"):
+        if not (folder / name).is_file():
+            raise ConfigError(f"{folder} holds no {name}: not a study folder (reweightlab study / demo writes one)")
+    summary = json.loads((folder / "summary.json").read_text())
+    curves = json.loads((folder / "curves.json").read_text())
+    if "base_parameters" not in summary and (Path(summary["base_model"]) / "config.json").is_file():
+        summary["base_parameters"] = sum(p.numel() for p in load_model(summary["base_model"]).parameters())
+    claims = claims_mod.compute_claims(folder, summary, curves)
+    write_text_atomic(folder / "claims.json", json.dumps(claims, indent=2))
+    log(format_claims(claims))
+    return claims
