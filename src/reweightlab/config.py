@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -113,6 +114,8 @@ def coerce(value: Any, tp, key: str, choices: tuple | None = None):
         value = _number(value, int, key, "an integer")
     elif tp is float:
         value = _number(value, float, key, "a number")
+        if not math.isfinite(value):  # nan passes every range check and inf every lower bound: refuse both here
+            raise ConfigError(f"config key '{key}': must be a finite number, got {value!r}")
     elif tp is str and not isinstance(value, str):
         raise ConfigError(f"config key '{key}': expected a string, got {value!r}")
     if choices is not None and value not in choices:

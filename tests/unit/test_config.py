@@ -95,3 +95,33 @@ def test_config_json_says_what_beta_means():
     partial = config_from_dict({"method": "rloo", "rl": {"kl_beta": 0.05, "kl_mode": "per_token"}}).resolved()
     assert "partial gradient" in partial["kl"]["target"]
     assert config_from_dict({"method": "sft"}).resolved() == {"data_source": "solver"}
+
+
+def _float_keys(cls, prefix=""):
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            yield from _float_keys(tp, f"{prefix}{f.name}.")
+        elif tp is float:
+            yield f"{prefix}{f.name}"
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "1e999"])
+def test_every_float_setting_of_every_command_refuses_non_finite_values(bad):
+    """Root cause: nan passes every range check and inf every lower bound; coercion refuses both, for every key."""
+    from reweightlab.config import ConfigError, load
+    from reweightlab.probe.study import ProbeSettings
+    from reweightlab.recipes.demo import DemoBudget
+    from reweightlab.train.config import TrainConfig
+
+    checked = 0
+    for cls in (TrainConfig, ProbeSettings, DemoBudget):
+        for key in _float_keys(cls):
+            with pytest.raises(ConfigError, match=rf"config key '{key}': must be a finite number"):
+                load(cls, None, [f"{key}={bad}"])
+            checked += 1
+    assert checked >= 20  # lr, kl_beta, clip eps, reward_timeout, temperatures, thresholds, ...

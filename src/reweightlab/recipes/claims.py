@@ -216,6 +216,8 @@ B_TEXT = dict(
                  "SFT 3.4% (-8.1)",
 )
 FAILURE_KINDS = ("other_rule", "wrong_value", "wrong_numbers", "illegal")
+EMBEDDED_CORPUS = (" (the embedded base is pretrained on both rules: 15% of its corpus under the changed one, and 15% "
+                   "of its completions read the face cards under the other rule)")
 
 
 def claim_b(files: StudyFiles, curves: dict, ctx: dict) -> dict:
@@ -251,11 +253,13 @@ def claim_b(files: StudyFiles, curves: dict, ctx: dict) -> dict:
                  "y_label": "share of samples", "categories": list(FAILURE_KINDS),
                  "series": [{"name": a, "values": [kinds[a].get(k) for k in FAILURE_KINDS]} for a in arms]})
     table_rows = []
-    for a in arms:
+    every = ["base", *[a for a in files.seeds_of if files.has(a, "ood")]]
+    kinds |= {a: _failure_kinds(files, a) for a in every if a not in kinds}
+    for a in every:
         p1 = files.matrix(a, "ood", _p1).mean().item()
         w = files.matrix(a, "ood", metric).mean().item()
         table_rows.append([a, round(p1, 4), round(w, 4), *[round(kinds[a].get(k, 0.0), 4) for k in FAILURE_KINDS]])
-    table = {"title": "Under the changed rule (mean over seeds)",
+    table = {"title": "Every model under the changed rule (mean over seeds): success and how samples fail",
              "columns": ["model", "pass@1", what, *FAILURE_KINDS], "rows": table_rows}
     return _claim(
         "b", parts, **B_TEXT,
@@ -264,8 +268,8 @@ def claim_b(files: StudyFiles, curves: dict, ctx: dict) -> dict:
                      "moving right gains in distribution. Middle: the same against the KL moved from the warm-up.",
                      "Right: how changed-rule samples fail; 'other_rule' is a face card read as under the trained rule "
                      "(J, Q, K as 10): the memorised reading."],
-        differs=f"Ours: {_setting(ctx)} (the embedded base is pretrained on both rules: 15% of its corpus under the "
-                "changed one, 15% of completions reading face cards under the other rule); the warm-up is the sft "
+        differs=f"Ours: {_setting(ctx)}{EMBEDDED_CORPUS if ctx['budget'].get('base') == 'embedded' else ''}; "
+                "the warm-up is the sft "
                 f"arm ({ctx['budget']['sequences_per_method']} sequences); RL is GRPO on the 0/1 success for as many "
                 f"episodes of up to {attempts} attempts as SFT has sequences. The paper: an 11B vision-language "
                 "model (text variant here), far more RL, episodes of up to 5 attempts.",
