@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         from reweightlab.report import ReportError
         from reweightlab.tasks.registry import UnknownTaskError
         from reweightlab.train.loop import RunFolderError
+        from reweightlab.train.step import NonFiniteError
 
-        user_errors += (UnknownTaskError, RunFolderError, ProbeError, ReportError)
+        user_errors += (UnknownTaskError, RunFolderError, ProbeError, ReportError, NonFiniteError)
         from reweightlab.tasks.dataset import DataError
         from reweightlab.tasks.formatting import FormatError
         from reweightlab.tasks.rewards import RewardError

@@ -163,3 +163,22 @@ def test_rl_on_the_success_signal_trains_on_rewards_of_0_and_1(tiny_model_dir, t
     # same seed, same samples in the first batch: only the signal differs
     assert rows["score"][0]["success"] == rows["success"][0]["success"]
     assert rows["score"][0]["reward"] != pytest.approx(rows["score"][0]["success"], abs=1e-6)
+
+
+@pytest.mark.parametrize("method", ["sft", "reinforce"])
+def test_a_non_finite_loss_stops_training_with_one_line_and_no_final(method, tiny_model_dir, tmp_path, capsys):
+    """A weight of garbage (NaN) makes the first loss NaN: one line naming the step, exit 2, no final/."""
+    from reweightlab.models import load_tokenizer
+
+    model = load_model(tiny_model_dir)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[3, 0] = float("nan")
+    bad = tmp_path / "nan-model"
+    model.save_pretrained(bad)
+    load_tokenizer(tiny_model_dir).save_pretrained(bad)
+    out = tmp_path / "run"
+    case = "sft" if method == "sft" else "reinforce"
+    assert main(["train", *_overrides(case, bad, out), "--no-progress"]) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]  # (the test's own loads
+    assert len(errors) == 1 and errors[0].startswith("error: step 1: the loss is nan"), errors  # print bars)
+    assert not (out / "final").exists()

@@ -39,7 +39,7 @@ from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_d
 from reweightlab.train.metrics import MetricsWriter, NullMetrics
 from reweightlab.train.refcache import reference_logp
 from reweightlab.train.search_data import search_augmented
-from reweightlab.train.step import accumulated_step, make_optimizer, make_scheduler
+from reweightlab.train.step import NonFiniteError, accumulated_step, make_optimizer, make_scheduler
 
 
 class RunFolderError(ValueError):
@@ -77,6 +77,7 @@ class Setup:
     engine: HFRolloutEngine
     dist: SingleProcess | AcceleratePeers
     train_model: torch.nn.Module  # the policy as trained: DDP/FSDP-wrapped under accelerate launch
+    step: int = 0  # the optimizer step (offline) or batch (RL) being taken, 0-based
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -145,10 +146,16 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
         log(f"data parallel: {s.dist.world_size} processes ({cfg.dist.strategy}); each trains its share of "
             "every step's sequences (offline) or prompts (RL)")
     try:
-        if cfg.is_rl:
-            _run_rl(s, progress, log)
-        else:
-            _run_offline(s, progress, log, base_samples, base_problems)
+        try:
+            if cfg.is_rl:
+                _run_rl(s, progress, log)
+            else:
+                _run_offline(s, progress, log, base_samples, base_problems)
+        except NonFiniteError as exc:  # the weights are still those of the last finite step; none is saved as final
+            ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
+            raise NonFiniteError(f"step {s.step + 1}: {exc}; training stopped, no final/ written (last checkpoint: "
+                                 f"{ckpts[-1] if ckpts else 'none'}); lower optim.lr or check the data and rewards"
+                                 ) from None
         _save(s, s.run_dir / "final", extra={"method": cfg.method, "steps": cfg.optim.steps})
     except KeyboardInterrupt:
         ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
@@ -264,6 +271,7 @@ def _run_offline(s: Setup, progress: bool, log, base_samples, base_problems) -> 
     gen = torch.Generator().manual_seed(cfg.seed)  # same draw on every process; each trains its slice
     pool = draw if draw is not None else torch.arange(len(store))
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
+        s.step = step
         t0 = time.perf_counter()
         pick = pool[torch.randint(len(pool), (cfg.optim.sequences_per_step,), generator=gen)]
         batch = store.select(pick)
@@ -333,6 +341,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
     opt, sched = _optimizer(s, total_steps=updates)
     rng = random.Random(cfg.seed)
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
+        s.step = step
         batch_problems = [s.problems[i] for i in rng.sample(range(len(s.problems)), min(P, len(s.problems)))]
         t0 = time.perf_counter()
         batch, rewards_PG, episodes = _rl_batch(s, batch_problems, step)  # batch: this process's; rewards: all

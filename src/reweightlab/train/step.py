@@ -13,6 +13,10 @@ from reweightlab.math import reduce_loss
 from reweightlab.train.distributed import SingleProcess
 
 
+class NonFiniteError(ArithmeticError):
+    """A step whose loss or gradient is not finite: training stops there, before the optimizer moves."""
+
+
 def make_optimizer(model, *, lr: float, weight_decay: float, betas=(0.9, 0.95)) -> torch.optim.AdamW:
     # No weight decay on norms and biases (1-d parameters): decaying a gain towards 0 is never intended.
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
@@ -85,6 +89,10 @@ def accumulated_step(
         summed = dist.all_reduce_sum(torch.stack([loss_total.float()] + [totals[k].float() for k in names]))
         loss_total, totals = summed[0], dict(zip(names, summed[1:], strict=True))
     grad_norm = dist.clip_grad_norm_(model, max_grad_norm if max_grad_norm > 0 else float("inf"))
+    # one host sync (the step's metrics need one anyway): a non-finite loss or gradient never reaches the weights
+    finite = torch.isfinite(torch.stack([loss_total.float().reshape(()), grad_norm.float().reshape(())]))
+    if not bool(finite.all()):
+        raise NonFiniteError(f"the loss is {float(loss_total):g} and the gradient norm {float(grad_norm):g}")
     opt.step()
     sched.step()
     opt.zero_grad(set_to_none=True)
