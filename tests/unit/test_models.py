@@ -42,3 +42,66 @@ def test_not_a_causal_lm(tmp_path):
     cfg.save_pretrained(tmp_path)
     with pytest.raises(ModelLoadError, match="not a causal LM"):
         load_model(tmp_path)
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_a_folder_with_a_missing_tensor_or_another_architecture_is_refused(tiny_model_dir, tmp_path):
+    """Root cause: a truncated checkpoint or a foreign config was loaded with random layers. Now strict."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    trunc = _copy(tiny_model_dir, tmp_path / "truncated")
+    sd = load_file(trunc / "model.safetensors")
+    del sd["model.layers.1.self_attn.q_proj.weight"]
+    save_file(sd, trunc / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match=r"1 tensor\(s\) missing \(model.layers.1.self_attn.q_proj.weight\)"):
+        load_model(trunc)
+    grown = _copy(tiny_model_dir, tmp_path / "grown")  # the config asks for a layer the weights lack
+    cfg = json.loads((grown / "config.json").read_text())
+    cfg["num_hidden_layers"] = 3
+    (grown / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match=r"tensor\(s\) missing \(model.layers.2"):
+        load_model(grown)
+    other = _copy(tiny_model_dir, tmp_path / "qwen")  # another architecture: Qwen2 has q/k/v biases
+    cfg = json.loads((other / "config.json").read_text())
+    cfg.update(model_type="qwen2", architectures=["Qwen2ForCausalLM"])
+    (other / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match=r"do not match its Qwen2Config: .* missing \(.*bias"):
+        load_model(other)
+    shaped = _copy(tiny_model_dir, tmp_path / "shaped")  # same names, another width
+    cfg = json.loads((shaped / "config.json").read_text())
+    cfg["intermediate_size"] = 48
+    (shaped / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="with the wrong shape"):
+        load_model(shaped)
+
+
+@pytest.mark.parametrize("where", ["config.json", "tokenizer_config.json"])
+def test_a_folder_that_names_its_own_code_is_refused_before_anything_loads(where, tiny_model_dir, tmp_path):
+    import json
+
+    folder = _copy(tiny_model_dir, tmp_path / "remote")
+    raw = json.loads((folder / where).read_text())
+    raw["auto_map"] = {"AutoModelForCausalLM": "evil.Model", "AutoTokenizer": ["evil.Tok", None]}
+    (folder / where).write_text(json.dumps(raw))
+    (folder / "evil.py").write_text("raise SystemExit('this code must never run')\n")
+    with pytest.raises(ModelLoadError, match=r"names custom code \(auto_map\); reweightlab never runs code"):
+        load_model(folder)
+    with pytest.raises(ModelLoadError, match="auto_map"):
+        load_tokenizer(folder)
+
+
+def test_pickle_weights_are_never_loaded(tiny_model_dir, tmp_path):
+    folder = _copy(tiny_model_dir, tmp_path / "pickled")
+    model = load_model(folder)
+    (folder / "model.safetensors").unlink()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match=r"no .safetensors weights \(pytorch_model.bin are pickle files"):
+        load_model(folder)
