@@ -165,13 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()  # per-file load/save bars drown ours; we show progress per stage
     user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError)
     try:
+        from reweightlab.algos.method import NothingToTrainError
         from reweightlab.probe.study import ProbeError
         from reweightlab.report import ReportError
         from reweightlab.tasks.registry import UnknownTaskError
         from reweightlab.train.loop import RunFolderError
         from reweightlab.train.step import NonFiniteError
 
-        user_errors += (UnknownTaskError, RunFolderError, ProbeError, ReportError, NonFiniteError)
+        user_errors += (UnknownTaskError, RunFolderError, ProbeError, ReportError, NonFiniteError, NothingToTrainError)
         from reweightlab.tasks.dataset import DataError
         from reweightlab.tasks.formatting import FormatError
         from reweightlab.tasks.rewards import RewardError

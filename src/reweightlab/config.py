@@ -338,3 +338,20 @@ def flag_values(namespace: argparse.Namespace, cls) -> dict:
         if hasattr(namespace, key):
             _set_dotted(out, key, getattr(namespace, key))
     return out
+
+
+def check_device(key: str, name: str) -> None:
+    """ConfigError unless ``name`` ('auto', 'cpu', 'cuda' or 'cuda:N') is a device this machine has."""
+    import torch
+
+    if name in ("auto", "cpu"):
+        return
+    if not (name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit())):
+        raise ConfigError(f"config key '{key}': expected auto, cpu, cuda or cuda:N, got {name!r}")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"config key '{key}': {name} was asked for, but this machine has no CUDA device "
+                          "(use auto or cpu)")
+    index = int(name[5:]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"config key '{key}': {name} was asked for, but this machine has "
+                          f"{torch.cuda.device_count()} CUDA device(s)")

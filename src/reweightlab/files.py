@@ -68,8 +68,12 @@ def json_lines(path: str | Path, error: Callable[[int, str], Exception]) -> Iter
     A line that is not valid JSON, or not a JSON object, raises ``error(line_no, what)`` (the
     caller's exception type and wording: a data file names rows, a report names lines).
     """
-    with open(path, encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:  # bytes: a line that is not UTF-8 is one error naming it, not a traceback
+        for line_no, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise error(line_no, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1})") from None
             if not line.strip():
                 continue
             try:

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from reweightlab.algos.method import NothingToTrainError
 from reweightlab.cli import main
 from reweightlab.data.encoding import encode_completions, encode_prompts
 from reweightlab.data.store import SequenceStore, microbatches
@@ -78,7 +79,7 @@ def test_keeps_sampled_successes_and_adds_only_verified_search_successes(tuned, 
 def test_no_success_anywhere_is_a_clear_error(tok):
     untrained = build_embedded_model(tok, EmbeddedSpec(hidden_size=16, num_layers=1, num_heads=2,
                                                        intermediate_size=32, max_positions=96), seed=1)
-    with pytest.raises(RuntimeError, match="neither sampling nor the search found a verified success"):
+    with pytest.raises(NothingToTrainError, match="neither sampling nor the search found a verified success"):
         search_augmented(_setup(untrained, tok, SearchBudget(beam_width=1, expand_top=1, max_new_tokens=3)),
                          _sampled(tok, ["1+1", "2*2", "3-3"]), PROBLEMS, lambda m: None)
 

@@ -1,14 +1,14 @@
 """Filtered SFT (rejection-sampling fine-tuning): SFT on samples with reward >= threshold."""
 
 from reweightlab.algos import sft
-from reweightlab.algos.method import Method
+from reweightlab.algos.method import Method, NothingToTrainError
 from reweightlab.math import threshold_weights
 
 
 def keep_filtered(store, threshold: float):
     keep = threshold_weights(store.reward_N, threshold) > 0
     if not bool(keep.any()):
-        raise RuntimeError(
+        raise NothingToTrainError(
             f"no sample reaches the reward threshold {threshold}: nothing to train on "
             "(sample more per prompt, or lower offline.threshold)"
         )

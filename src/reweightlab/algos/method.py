@@ -76,3 +76,8 @@ class Method:
         if self.is_rl != (self.advantages is not None) or (not self.is_rl and None in offline):
             raise ValueError(f"method {self.name!r}: an offline method needs prepare and token_weights, "
                              "an online one (source='online') needs advantages, and not both")
+
+
+class NothingToTrainError(ValueError):
+    """The method's data is empty after its filter (no sample reaches the threshold): one line, exit 2."""
+

@@ -4,7 +4,7 @@ As a sampling multiplicity (the authors' control code: a sequence above 3 thresh
 times in the training multiset) or as a loss weight.
 """
 
-from reweightlab.algos.method import Method
+from reweightlab.algos.method import Method, NothingToTrainError
 from reweightlab.math import quality_levels, quality_multiset_indices, unit_weights
 
 SETTINGS = ("offline.quality_thresholds", "offline.quality_mode")
@@ -15,7 +15,7 @@ def apply_quality(store, thresholds, mode: str):
     levels = quality_levels(store.reward_N, tuple(thresholds))
     keep = (levels > 0).nonzero().squeeze(1)
     if keep.numel() == 0:
-        raise RuntimeError(f"no sample clears any quality threshold {list(thresholds)}: nothing to train on")
+        raise NothingToTrainError(f"no sample clears any quality threshold {list(thresholds)}: nothing to train on")
     store = store.select(keep)
     levels = levels[keep]
     if mode == "multiplicity":

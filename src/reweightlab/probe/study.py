@@ -147,6 +147,14 @@ class ProbeSettings:
         if self.revision_attempts < 1 or self.revision_episodes < 1:
             raise ProbeError(f"--revision-attempts and --revision-episodes must be >= 1 (got "
                              f"{self.revision_attempts} and {self.revision_episodes})")
+        if self.chunk_sequences < 1:
+            raise ProbeError(f"--chunk must be >= 1 sequences sampled at once, got {self.chunk_sequences}")
+        from reweightlab.config import ConfigError, check_device
+
+        try:
+            check_device("device", self.device)
+        except ConfigError as exc:
+            raise ProbeError(str(exc)) from None
         if self.bootstrap < 100:
             raise ProbeError(f"bootstrap must be >= 100 resamples (a 95% interval from fewer is noise), "
                              f"got {self.bootstrap}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from reweightlab.algos import METHODS, OFFLINE_METHODS, get_method
-from reweightlab.config import ConfigError, build, describe, flatten, load, unmet_needs, value_at
+from reweightlab.config import ConfigError, build, check_device, describe, flatten, load, unmet_needs, value_at
 from reweightlab.config import setting as _f
 from reweightlab.math import IW_PRESETS, KL_ESTIMATORS, REDUCTIONS, STD_SCALINGS
 from reweightlab.rollout.search import SearchBudget
@@ -392,6 +392,7 @@ def _validate_revision(cfg: TrainConfig) -> None:
 
 def _validate_model(cfg: TrainConfig) -> None:
     m = cfg.model
+    check_device("model.device", m.device)
     if m.lora_rank < 0:
         raise ConfigError(f"config key 'model.lora_rank': must be >= 0, got {m.lora_rank}")
     if m.lora_rank == 0:

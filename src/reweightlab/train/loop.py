@@ -78,6 +78,7 @@ class Setup:
     dist: SingleProcess | AcceleratePeers
     train_model: torch.nn.Module  # the policy as trained: DDP/FSDP-wrapped under accelerate launch
     step: int = 0  # the optimizer step (offline) or batch (RL) being taken, 0-based
+    created: bool = False  # setup created the run folder
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -99,6 +100,7 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     torch.set_flush_denormal(True)  # denormals made CPU AdamW ~300x slower (DESIGN.md)
     torch.manual_seed(cfg.seed)
     run_dir = check_run_dir(cfg.output_dir)
+    created = not run_dir.exists()  # a run removes only what it made itself
     # Everything that can fail on bad input (task name, model folder) runs before the run folder
     # is created, so a mistyped path leaves nothing behind.
     task = get_task(cfg.data.task) if not cfg.data.path else user_data.open_data_task(cfg)
@@ -126,7 +128,7 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     metrics = MetricsWriter(run_dir / "metrics.jsonl") if dist.is_main else NullMetrics()
     return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine,
-                 dist=dist, train_model=dist.wrap(policy))
+                 dist=dist, train_model=dist.wrap(policy), created=created)
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print,
@@ -158,13 +160,41 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
                                  ) from None
         _save(s, s.run_dir / "final", extra={"method": cfg.method, "steps": cfg.optim.steps})
     except KeyboardInterrupt:
-        ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
-        last = ckpts[-1] if ckpts else "none"
-        log(f"interrupted; nothing half-written. Last complete checkpoint: {last}")
+        s.metrics.close()
+        if not _discard_untrained(s):
+            ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
+            last = ckpts[-1] if ckpts else "none"
+            log(f"interrupted; nothing half-written. Last complete checkpoint: {last}")
+        raise
+    except BaseException:
+        s.metrics.close()
+        _discard_untrained(s)
         raise
     finally:
         s.metrics.close()
     return s.run_dir
+
+
+RUN_FILES = ("config.json", "metrics.jsonl")
+
+
+def _discard_untrained(s: Setup) -> bool:
+    """A run that stops before its first step is logged leaves nothing: its config.json, its empty
+    metrics.jsonl and its reference-log-prob cache are removed, and the folder if setup created it
+    (so the folder can be used again). Returns whether it did so."""
+    if not s.dist.is_main:
+        return False
+    metrics = s.run_dir / "metrics.jsonl"
+    if (metrics.is_file() and metrics.stat().st_size > 0) or (s.run_dir / "checkpoints").exists() \
+            or (s.run_dir / "final").exists():
+        return False
+    from reweightlab.train.refcache import CACHE_NAME
+
+    for name in (*RUN_FILES, CACHE_NAME):
+        (s.run_dir / name).unlink(missing_ok=True)
+    if s.created and s.run_dir.is_dir() and not any(s.run_dir.iterdir()):
+        s.run_dir.rmdir()
+    return True
 
 
 def _maybe_checkpoint(s: Setup, step: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from reweightlab.algos.method import NothingToTrainError
 from reweightlab.data.encoding import encode_completions, encode_prompts
 from reweightlab.data.store import SequenceStore
 from reweightlab.rollout.search import verifier_guided_search
@@ -32,7 +33,8 @@ def search_augmented(s, sampled: SequenceStore, problems: list, log) -> Sequence
         f"{time.perf_counter() - t0:.1f} s")
     if not texts:
         if not len(wins):
-            raise RuntimeError("search_sft: neither sampling nor the search found a verified success to train on")
+            raise NothingToTrainError(
+                "search_sft: neither sampling nor the search found a verified success to train on")
         return wins
     n = len(texts)
     searched = SequenceStore.from_lists(
