@@ -24,7 +24,8 @@ def test_a_data_file_that_is_not_utf8_names_its_row(bad, tiny_model_dir, tmp_pat
     data = tmp_path / "d.jsonl"
     data.write_bytes(b'{"prompt": "1+1=", "completion": "2"}\n{"prompt": "' + bad + b'", "completion": "3"}\n')
     assert _train(tiny_model_dir, tmp_path / "out", f"data.path={data}") == 2
-    assert _one_error(capsys).startswith(f"error: {data}:row 2: not UTF-8 text (byte 0x{next(b for b in bad if b > 127):02x}")
+    byte = next(b for b in bad if b > 127)
+    assert _one_error(capsys).startswith(f"error: {data}:row 2: not UTF-8 text (byte 0x{byte:02x}")
     assert not (tmp_path / "out").exists()
 
 
