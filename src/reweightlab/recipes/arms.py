@@ -58,11 +58,11 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
         summary="GRPO on revision episodes (the verifier's feedback between attempts)"),
     Arm("sft_ood", "sft", variant="ood", creates=True,
         summary="SFT on solver demonstrations under the other rule (new information: positive control)"),
+    Arm("base_copy", None, summary="the base itself, untrained (negative control)"),
     Arm("warmup_sft", "sft", start="sft", summary="claim b: more SFT after the warm-up"),
     Arm("warmup_rl", "grpo", start="sft", lr_scale=1 / 3, creates=True,
         rl={"reward": "success", "revision_attempts": REVISION, "minibatches_per_epoch": 2},
         summary="claim b: GRPO after the warm-up, on revision episodes, small lr, clipped"),
-    Arm("base_copy", None, summary="the base itself, untrained (negative control)"),
 )}
 DEFAULT_ARMS = tuple(ARMS)
 CURVE_ARMS = ("filtered_sft", "iw_sft", "iw_sft_seq", "grpo", "warmup_sft", "warmup_rl")
