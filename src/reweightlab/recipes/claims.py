@@ -20,7 +20,6 @@ from reweightlab.probe.elicitation import CREATION
 from reweightlab.probe.intervals import Resamples, SeedPromptResamples
 from reweightlab.probe.passk_stats import crossover_k
 from reweightlab.recipes import verdicts as V
-from reweightlab.recipes.arms import ARMS
 
 REWEIGHTING = ("sft", "filtered_sft", "sft_q", "iw_sft", "iw_sft_seq", "dft", "grpo", "rloo", "warmup_sft")
 CREATING = {"search_sft": "id", "grpo_revision": "id", "warmup_rl": "id", "sft_ood": "ood"}
@@ -413,6 +412,3 @@ def budget_unit(b: dict) -> str:
             f"{b['rl_samples_per_prompt']}, a revision episode of up to {b['revision_attempts']} attempts counting as "
             "one sequence); generation is not counted")
 
-
-def arm_summary(name: str) -> str:
-    return ARMS[name].summary

@@ -15,6 +15,7 @@ by their models, not by the draw); nothing here is ever trained on.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,6 @@ def checkpoints(run_dir: Path, start: str) -> list[tuple[int, str]]:
     meta = final / "reweightlab.json"
     last = out[-1][0]
     if final.is_dir():
-        import json
-
         steps = json.loads(meta.read_text()).get("steps") if meta.is_file() else None
         if steps is None or steps != last:
             out.append((steps if steps is not None else last + 1, str(final)))

@@ -81,9 +81,8 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
                "base_model": base, "quick": quick, "seed": seed, "methods": {}, "labels": {}}
     tok = load_tokenizer(base)
     use_tokenizer(task, tok)
-    summary["base_parameters"] = sum(p.numel() for p in load_model(base).parameters())
     log(f"sampling the base model: {budget.num_prompts} prompts x {budget.base_samples_per_prompt}")
-    base_samples, base_problems = _sample_base(base, tok, task, budget, seed, progress)
+    base_samples, base_problems, summary["base_parameters"] = _sample_base(base, tok, task, budget, seed, progress)
     summary["base_samples"] = {"n": len(base_samples), "success_rate": float(base_samples.success_N.mean())}
     _check_curated(budget, base_samples)
     out.mkdir(parents=True, exist_ok=False)  # only now: a study that cannot start leaves nothing behind
@@ -146,7 +145,7 @@ def _sample_base(base: str, tok, task, budget: DemoBudget, seed: int, progress: 
     engine = HFRolloutEngine(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     samples = sample_and_score(engine, task, problems, tok, samples_per_prompt=budget.base_samples_per_prompt,
                                max_new_tokens=budget.max_new_tokens, seed=seed, progress=progress).store
-    return samples, problems
+    return samples, problems, sum(p.numel() for p in model.parameters())
 
 
 def _curves(runs: dict, budget: DemoBudget, tok, task, variants, base, base_problems, seed, log) -> dict:
