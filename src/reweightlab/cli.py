@@ -163,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-file load/save bars drown ours; we show progress per stage
-    user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError)
+    from reweightlab.files import FolderError
+
+    user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError, FolderError)
     try:
         from reweightlab.algos.method import NothingToTrainError
         from reweightlab.probe.study import ProbeError

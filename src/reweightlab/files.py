@@ -12,8 +12,36 @@ import contextlib
 import json
 import os
 import shutil
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the lock is the lock file's existence (O_EXCL)
+    fcntl = None
+
+LOCK_NAME = ".reweightlab.lock"
+_CATCHABLE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGINT, signal.SIGTERM)
+
+
+class FolderError(ValueError):
+    """A folder a run would write into is not its own: it holds others' files, or another run holds it."""
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT/SIGTERM/SIGHUP held back for the few system calls inside (a rename pair): they are
+    delivered, and raise, right after. Only the main thread can block signals for the process."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _CATCHABLE)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextlib.contextmanager
@@ -46,20 +74,142 @@ def atomic_folder(dest: str | Path) -> Iterator[Path]:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-    if dest.exists():
-        os.rename(dest, old)
-    os.rename(tmp, dest)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        yield tmp
+        with signals_deferred():  # never a moment with neither copy under dest
+            if dest.exists():
+                os.rename(dest, old)
+            os.rename(tmp, dest)
+    except BaseException:
+        with signals_deferred():  # a second Ctrl-C must not stop the clean-up half-way
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old.exists() and not dest.exists():
+                os.rename(old, dest)
+        raise
     if old.exists():
-        shutil.rmtree(old)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_temporaries(folder: str | Path, pid: int | None = None) -> list[Path]:
+    """Remove the hidden ``.NAME.tmp-PID`` / ``.NAME.old-PID`` entries that this process's atomic
+    writes left in ``folder`` and its sub-folders (a kill between two system calls); returns them."""
+    folder, pid = Path(folder), os.getpid() if pid is None else pid
+    if not folder.is_dir():
+        return []
+    found = [p for pattern in (f".*.tmp-{pid}", f".*.old-{pid}") for p in folder.rglob(pattern)]
+    for p in found:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return found
+
+
+def _describe(entries: list[Path]) -> str:
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in entries)
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+def check_new_folder(path: str | Path, key: str) -> Path:
+    """The folder a run will own: absent or empty (a lock left by a killed run aside). Anything else
+    is a FolderError naming ``key`` (the setting or flag that chose the folder) and what is there:
+    a run never writes among files it did not make."""
+    if not str(path).strip():
+        raise FolderError(f"{key} is empty: name the folder the run should create (it would write into the "
+                          "current folder)")
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise FolderError(f"{key} {folder} is a file, not a folder")
+    if not folder.is_dir():
+        return folder
+    entries = [p for p in folder.iterdir() if p.name != LOCK_NAME]
+    if not entries:
+        return folder
+    names = {p.name for p in entries}
+    if "final" in names:
+        raise FolderError(f"{key} {folder} already holds a finished run (final/); choose another folder")
+    if "metrics.jsonl" in names:
+        raise FolderError(f"{key} {folder} holds an earlier (interrupted?) run's metrics.jsonl; choose another "
+                          "folder (its checkpoints/ can be passed as model.path to continue from them)")
+    if "config.json" in names and any(n.endswith((".safetensors", ".bin")) for n in names):
+        raise FolderError(f"{key} {folder} is a model folder ({_describe(entries)}); a run writes only into a "
+                          "new or empty folder, never into a model's")
+    raise FolderError(f"{key} {folder} is not empty (it holds {_describe(entries)}); a run writes only into a "
+                      "new or empty folder")
+
+
+def _try_lock(fd: int, shared: bool = False) -> bool:
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+class FolderLock:
+    """Ownership of a run folder for the life of a run: ``acquire`` creates the folder, takes an
+    exclusive lock on its ``.reweightlab.lock`` (released by the OS if the process dies, so a killed
+    run never leaves a folder locked) and checks again that the folder is empty, which closes the race
+    between two runs started together. ``release`` removes the lock file."""
+
+    def __init__(self, folder: str | Path, key: str) -> None:
+        self.folder, self.key, self._fd = Path(folder), key, None
+
+    def acquire(self) -> FolderLock:
+        self._refuse_if_locked()
+        check_new_folder(self.folder, self.key)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / LOCK_NAME
+        if fcntl is None:  # pragma: no cover
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+            except FileExistsError:
+                raise FolderError(f"{self.key} {self.folder} is in use by another run ({LOCK_NAME})") from None
+        else:
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+            if not _try_lock(fd):
+                raise self._in_use(fd)
+        self._fd = fd
+        try:
+            check_new_folder(self.folder, self.key)  # it may have been filled while we took the lock
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except BaseException:
+            self.release()
+            raise
+        return self
+
+    def _refuse_if_locked(self) -> None:
+        """A folder another live run holds is named as such (rather than as 'not empty')."""
+        path = self.folder / LOCK_NAME
+        if fcntl is None or not path.is_file():
+            return
+        fd = os.open(path, os.O_RDONLY)
+        if not _try_lock(fd, shared=True):
+            raise self._in_use(fd)
+        os.close(fd)
+
+    def _in_use(self, fd: int) -> FolderError:
+        other = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        os.close(fd)
+        return FolderError(f"{self.key} {self.folder} is in use by another reweightlab run"
+                           + (f" (pid {other})" if other else "") + "; wait for it to finish or choose another folder")
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            (self.folder / LOCK_NAME).unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
 
 def json_lines(path: str | Path, error: Callable[[int, str], Exception]) -> Iterator[tuple[int, dict]]:

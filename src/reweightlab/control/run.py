@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from reweightlab.config import ConfigError, setting
+from reweightlab.files import FolderLock, check_new_folder
 from reweightlab.control.dataset import import_gymnasium, load_dataset, make_env, return_stats
 from reweightlab.control.evaluate import D4RL_REFERENCE, evaluate, reference_returns
 from reweightlab.control.policy import save_policy
@@ -100,6 +101,7 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, setting
                 progress: bool = True, log=print) -> dict:
     """Train and evaluate all four methods for ``settings.seeds`` seeds; write ``out_dir/control.json``."""
     import_gymnasium()  # before reading the data: a missing extra is the first thing to say
+    check_new_folder(out_dir, "--out")  # before the data is read or anything is trained
     s = settings or RunSettings()
     seeds, eval_episodes = s.seeds, s.eval_episodes
     torch.set_flush_denormal(True)  # DESIGN: denormals slowed CPU training steps by orders of magnitude
@@ -115,41 +117,44 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, setting
         f"({s.transitions_per_step} transitions sampled from them per step); {seeds} seed(s), "
         f"{eval_episodes} evaluation episodes each")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t_start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=seeds * len(METHODS) * s.steps, desc="control", unit="step", leave=False)
-    per_seed = []
+    lock = FolderLock(out_dir, "--out").acquire()  # new or empty, and this run's until it ends
     try:
-        for seed in range(seeds):
-            per_seed.append(_one_seed(env_id, table, bounds, s, seed, bar, out_dir / POLICY_DIR))
-    finally:
-        if bar is not None:
-            bar.close()
-    methods = {}
-    for m in METHODS:
-        rows = [r[m] for r in per_seed]
-        r_mean, r_std = _spread([r["return_mean"] for r in rows])
-        sc_mean, sc_std = _spread([r["normalised_score"] for r in rows])
-        methods[m] = {"label": METHOD_LABELS[m], "return_mean": r_mean, "return_std": r_std,
-                      "score_mean": sc_mean, "score_std": sc_std,
-                      "train_seconds_mean": float(np.mean([r["train_seconds"] for r in rows])), "per_seed": rows}
-    ref = reference_returns(env_id)
-    result = {
-        "env_id": env_id, "dataset": str(data_path), "dataset_stats": {**dstats, "transitions": len(table.obs_NO)},
-        "dataset_recipe": data.metadata.get("recipe"), "seeds": list(range(seeds)), "eval_episodes": eval_episodes,
-        "settings": s.training(), "methods": methods, "ordering": ordering_verdict(methods), "policies": POLICY_DIR,
-        "reference_returns": None if ref is None else {"random": ref[0], "expert": ref[1], "source": REFERENCE_SOURCE},
-        "wall_seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),
-    }
-    from reweightlab.files import write_text_atomic
+        t_start = time.perf_counter()
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=seeds * len(METHODS) * s.steps, desc="control", unit="step", leave=False)
+        per_seed = []
+        try:
+            for seed in range(seeds):
+                per_seed.append(_one_seed(env_id, table, bounds, s, seed, bar, out_dir / POLICY_DIR))
+        finally:
+            if bar is not None:
+                bar.close()
+        methods = {}
+        for m in METHODS:
+            rows = [r[m] for r in per_seed]
+            r_mean, r_std = _spread([r["return_mean"] for r in rows])
+            sc_mean, sc_std = _spread([r["normalised_score"] for r in rows])
+            methods[m] = {"label": METHOD_LABELS[m], "return_mean": r_mean, "return_std": r_std,
+                          "score_mean": sc_mean, "score_std": sc_std,
+                          "train_seconds_mean": float(np.mean([r["train_seconds"] for r in rows])), "per_seed": rows}
+        ref = reference_returns(env_id)
+        result = {
+            "env_id": env_id, "dataset": str(data_path), "dataset_stats": {**dstats, "transitions": len(table.obs_NO)},
+            "dataset_recipe": data.metadata.get("recipe"), "seeds": list(range(seeds)), "eval_episodes": eval_episodes,
+            "settings": s.training(), "methods": methods, "ordering": ordering_verdict(methods), "policies": POLICY_DIR,
+            "reference_returns": None if ref is None else {"random": ref[0], "expert": ref[1], "source": REFERENCE_SOURCE},
+            "wall_seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),
+        }
+        from reweightlab.files import write_text_atomic
 
-    write_text_atomic(out_dir / RESULTS_FILE, json.dumps(result, indent=1))
-    log(format_table(result))
-    log(f"[control] results: {out_dir / RESULTS_FILE} ({result['wall_seconds']:.0f} s)")
-    return result
+        write_text_atomic(out_dir / RESULTS_FILE, json.dumps(result, indent=1))
+        log(format_table(result))
+        log(f"[control] results: {out_dir / RESULTS_FILE} ({result['wall_seconds']:.0f} s)")
+        return result
+    finally:
+        lock.release()
 
 
 def format_table(result: dict) -> str:

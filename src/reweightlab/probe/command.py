@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from reweightlab.algos import REGISTRY
 from reweightlab.config import ConfigError, add_flags, describe, flag_values, load, setting
+from reweightlab.files import FolderError, FolderLock, check_new_folder, remove_temporaries
 from reweightlab.probe.outputs import (
     ProbeSummary,
     SampleWriter,
@@ -146,10 +147,21 @@ def _check_task(settings: ProbeSettings):
 
 
 def _check_out(out_dir: Path) -> None:
+    """--out must be new or empty (files.check_new_folder): a probe never writes among others' files."""
     if (out_dir / "probe.json").exists():
         raise ProbeError(f"{out_dir} already holds a probe (probe.json); choose another --out")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ProbeError(f"--out {out_dir} exists and is not a folder")
+    try:
+        check_new_folder(out_dir, "--out")
+    except FolderError as exc:
+        raise ProbeError(str(exc)) from None
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if not any(sub.iterdir()):
+            sub.rmdir()
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def _problems(task, settings: ProbeSettings) -> list:
@@ -221,22 +233,32 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
                          "(use --estimator sampling)")
     train_betas = {label: training_beta(p) for label, p in trained.items()}
     betas = settings.resolved_betas(tuple(b for b in train_betas.values() if b is not None))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writer = SampleWriter(out_dir / "samples", problems) if settings.keep_samples else None
+    created = not out_dir.exists()
     try:
+        lock = FolderLock(out_dir, "--out").acquire()  # held until the probe's files are written
+    except FolderError as exc:
+        raise ProbeError(str(exc)) from None
+    writer = None
+    try:
+        writer = SampleWriter(out_dir / "samples", problems) if settings.keep_samples else None
         probes = {}
         for i, (label, model) in enumerate(tqdm(models.items(), desc=f"probing ({settings.variant})",
                                                 disable=not progress)):
             probes[label] = probe_model(model, tokenizer, task, problems, settings, label=label, index=i,
                                         progress=progress, recorder=writer)
         summary, rows = _summarise(base, trained, settings, task, problems, models, probes, betas, train_betas)
+        files = None if writer is None else [str(p.relative_to(out_dir)) for p in writer.finish()]
+        summary = dataclasses.replace(summary, seconds=round(time.perf_counter() - t_start, 1), samples_files=files)
+        write_outputs(out_dir, summary, rows)
     except BaseException:
         if writer is not None:
             writer.abort()
+        lock.release()
+        if created:  # a probe that did not finish leaves no folder it made (unless it kept files there)
+            remove_temporaries(out_dir)
+            _remove_empty_tree(out_dir)
         raise
-    files = None if writer is None else [str(p.relative_to(out_dir)) for p in writer.finish()]
-    summary = dataclasses.replace(summary, seconds=round(time.perf_counter() - t_start, 1), samples_files=files)
-    write_outputs(out_dir, summary, rows)
+    lock.release()
     written = as_json(summary)
     log(format_probe_table(written))
     log(f"wrote {out_dir / 'probe.json'} and {out_dir / 'probe_prompts.jsonl'}")

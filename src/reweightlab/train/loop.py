@@ -22,7 +22,7 @@ from reweightlab.algos.rl import kl_shaped_rewards
 from reweightlab.algos.rl import token_loss as rl_token_loss
 from reweightlab.data.encoding import solver_demonstrations
 from reweightlab.data.store import SequenceStore, microbatches
-from reweightlab.files import write_text_atomic
+from reweightlab.files import FolderError, FolderLock, check_new_folder, remove_temporaries, write_text_atomic
 from reweightlab.math import ema_update_, token_entropy, weighted_nll
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.adapters import ReferenceView, frozen_reference, prepare_for_training, resolve_dtype
@@ -42,8 +42,8 @@ from reweightlab.train.search_data import search_augmented
 from reweightlab.train.step import NonFiniteError, accumulated_step, make_optimizer, make_scheduler
 
 
-class RunFolderError(ValueError):
-    """The output folder already holds a finished run."""
+class RunFolderError(FolderError):
+    """The output folder is not one this run may own (see files.check_new_folder)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,21 +79,16 @@ class Setup:
     train_model: torch.nn.Module  # the policy as trained: DDP/FSDP-wrapped under accelerate launch
     step: int = 0  # the optimizer step (offline) or batch (RL) being taken, 0-based
     created: bool = False  # setup created the run folder
+    lock: FolderLock | None = None  # held by the main process from the folder's creation to the run's end
 
 
 def check_run_dir(path: str | Path) -> Path:
-    """The output folder must be new or empty: a run never appends to (or overwrites) another's files."""
-    run_dir = Path(path)
-    if (run_dir / "final").exists():
-        raise RunFolderError(f"{run_dir} already holds a finished run (final/); choose another output_dir")
-    if (run_dir / "metrics.jsonl").exists():
-        raise RunFolderError(
-            f"{run_dir} holds an earlier (interrupted?) run's metrics.jsonl; choose another output_dir "
-            "(its checkpoints/ can be passed as model.path to continue from them)"
-        )
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunFolderError(f"output_dir {run_dir} is a file, not a folder")
-    return run_dir
+    """The output folder must be new or empty: a run never writes among files it did not make (another
+    run's, a model folder's, the current folder's)."""
+    try:
+        return check_new_folder(path, "output_dir")
+    except FolderError as exc:
+        raise RunFolderError(str(exc)) from None
 
 
 def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Setup:
@@ -121,14 +116,30 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     if cfg.method_record.needs_reference:  # pi_ref is frozen: the starting checkpoint, never refreshed
         ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
+    lock = None
     if dist.is_main:  # one process writes the run folder; the others only train
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(run_dir / "config.json", cfg.to_json())
+        try:
+            lock = FolderLock(run_dir, "output_dir").acquire()  # checks the folder again, under the lock
+        except FolderError as exc:
+            raise RunFolderError(str(exc)) from None
+        try:
+            write_text_atomic(run_dir / "config.json", cfg.to_json())
+            metrics = MetricsWriter(run_dir / "metrics.jsonl")
+        except BaseException:
+            lock.release()
+            _remove_if_empty(run_dir, created)
+            raise
+    else:
+        metrics = NullMetrics()
     dist.barrier()
     engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    metrics = MetricsWriter(run_dir / "metrics.jsonl") if dist.is_main else NullMetrics()
     return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine,
-                 dist=dist, train_model=dist.wrap(policy), created=created)
+                 dist=dist, train_model=dist.wrap(policy), created=created, lock=lock)
+
+
+def _remove_if_empty(folder: Path, created: bool) -> None:
+    if created and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print,
@@ -160,19 +171,31 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
                                  ) from None
         _save(s, s.run_dir / "final", extra={"method": cfg.method, "steps": cfg.optim.steps})
     except KeyboardInterrupt:
-        s.metrics.close()
-        if not _discard_untrained(s):
-            ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
-            last = ckpts[-1] if ckpts else "none"
-            log(f"interrupted; nothing half-written. Last complete checkpoint: {last}")
+        _finish(s, discard=True, log=log, interrupted=True)
         raise
     except BaseException:
-        s.metrics.close()
-        _discard_untrained(s)
+        _finish(s, discard=True, log=log)
         raise
-    finally:
-        s.metrics.close()
+    _finish(s, discard=False, log=log)
     return s.run_dir
+
+
+def _finish(s: Setup, *, discard: bool, log, interrupted: bool = False) -> None:
+    """The end of every run, however it ends: metrics closed, temporaries of interrupted atomic
+    writes removed, an untrained run's files removed (``discard``), the lock released, and the
+    folder removed if the run created it and left nothing in it."""
+    s.metrics.close()
+    if not s.dist.is_main:
+        return
+    remove_temporaries(s.run_dir)
+    discarded = discard and _discard_untrained(s)
+    if interrupted and not discarded:
+        ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
+        log(f"interrupted; nothing half-written. Last complete checkpoint: {ckpts[-1] if ckpts else 'none'}")
+    if s.lock is not None:
+        s.lock.release()
+    if discarded:
+        _remove_if_empty(s.run_dir, s.created)
 
 
 RUN_FILES = ("config.json", "metrics.jsonl")
@@ -180,8 +203,8 @@ RUN_FILES = ("config.json", "metrics.jsonl")
 
 def _discard_untrained(s: Setup) -> bool:
     """A run that stops before its first step is logged leaves nothing: its config.json, its empty
-    metrics.jsonl and its reference-log-prob cache are removed, and the folder if setup created it
-    (so the folder can be used again). Returns whether it did so."""
+    metrics.jsonl and its reference-log-prob cache are removed (and, by ``_finish``, the folder if
+    setup created it), so the folder can be used again. Returns whether it did so."""
     if not s.dist.is_main:
         return False
     metrics = s.run_dir / "metrics.jsonl"
@@ -192,8 +215,6 @@ def _discard_untrained(s: Setup) -> bool:
 
     for name in (*RUN_FILES, CACHE_NAME):
         (s.run_dir / name).unlink(missing_ok=True)
-    if s.created and s.run_dir.is_dir() and not any(s.run_dir.iterdir()):
-        s.run_dir.rmdir()
     return True
 
 
