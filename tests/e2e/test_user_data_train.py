@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -13,14 +14,16 @@ import time
 def correct(prompts, completions, answer, **columns):
     return [float(c.strip() == a) for c, a in zip(completions, answer)]
 def flaky(prompts, completions, **columns):
-    # a batch always raises (so samples are retried one by one); alone, prompt '1+1=' raises and '0+1=' hangs
+    # a batch always raises (so samples are retried one by one); alone, prompt '1+1=' raises
     if len(completions) > 1:
         raise RuntimeError("batch too big")
     if prompts[0].startswith("1"):
         raise ValueError("cannot score this one")
-    if prompts[0].startswith("0"):
-        time.sleep(60)
     return [0.5]
+def down(prompts, completions, **columns):
+    raise ConnectionError("the grading server is down")
+def hangs(prompts, completions, **columns):
+    time.sleep(60)
 '''
 
 
@@ -75,24 +78,49 @@ def test_grpo_with_a_module_reward(tmp_path, tiny_model_dir, data, capsys, monke
     assert len(m) == 2 and all(r["reward_errors"] == 0 and r["reward_timeouts"] == 0 for r in m)
 
 
-def test_grpo_survives_a_reward_that_raises_and_hangs(tmp_path, tiny_model_dir, capsys):
+def test_grpo_survives_a_reward_that_fails_on_some_samples(tmp_path, tiny_model_dir, capsys):
     rows = [{"prompt": f"{i % 2}+1=", "answer": "x"} for i in range(8)]  # prompts only: RL needs no completion
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "user_rewards.py").write_text(REWARDS)
     run = tmp_path / "g"
     code = _grpo(tmp_path, tiny_model_dir, data, f"{tmp_path / 'user_rewards.py'}:flaky", run,
-                 "data.reward_timeout=1", "data.reward_on_error=-1", "optim.steps=3")
+                 "data.reward_on_error=-1", "optim.steps=3", "rl.prompts_per_step=8")
     assert code == 0, capsys.readouterr().err
     m = _metrics(run)
     assert (run / "final").is_dir() and len(m) == 3
-    # each batch holds one '1+1=' prompt (its samples raise) and one '0+1=' prompt (its first sample hangs;
-    # the rest of the batch's retries are then scored as timeouts without being called): all 6 fail, counted
-    assert all(r["reward_errors"] + r["reward_timeouts"] == 6 for r in m)
-    assert sum(r["reward_timeouts"] for r in m) > 0
-    assert all(r["reward"] == -1 for r in m)  # failures scored reward_on_error = -1
-    out = capsys.readouterr().out
-    assert "no answer within 1 s" in out or "cannot score this one" in out  # the first failures say why
+    # every batch holds all 8 prompts x 3 samples: the 12 samples of the '1+1=' prompts raise, counted
+    assert all(r["reward_errors"] == 12 and r["reward_timeouts"] == 0 for r in m)
+    assert all(r["reward"] == pytest.approx((12 * -1 + 12 * 0.5) / 24) for r in m)  # failures scored -1
+    assert "cannot score this one" in capsys.readouterr().out  # the first failures say why
+
+
+@pytest.mark.parametrize("name, why", [("down", "ConnectionError: the grading server is down"),
+                                       ("hangs", "no answer within 1 s")])
+def test_grpo_stops_when_the_reward_fails_on_every_sample(name, why, tmp_path, tiny_model_dir, capsys):
+    rows = [{"prompt": f"{i}+1=", "answer": "x"} for i in range(4)]
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "user_rewards.py").write_text(REWARDS)
+    run = tmp_path / "g"
+    assert _grpo(tmp_path, tiny_model_dir, data, f"{tmp_path / 'user_rewards.py'}:{name}", run,
+                 "data.reward_timeout=1") == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]
+    assert len(errors) == 1 and "failed on every sample of its first batch" in errors[0] and why in errors[0]
+    assert not run.exists()  # nothing trained: no final/, no folder
+
+
+def test_filtered_sft_stops_when_scoring_the_rows_fails_on_every_one(tmp_path, tiny_model_dir, capsys):
+    rows = [{"prompt": f"{i}+1=", "completion": str(i + 1)} for i in range(6)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "user_rewards.py").write_text(REWARDS)
+    run = tmp_path / "f"
+    assert main(["train", "method=filtered_sft", f"model.path={tiny_model_dir}", f"data.path={data}",
+                 f"data.reward={tmp_path / 'user_rewards.py'}:down", f"output_dir={run}", "optim.steps=1",
+                 "--no-progress"]) == 2
+    assert re.search(r"failed on every sample of its first batch \([56] samples", capsys.readouterr().err)
+    assert not run.exists()
 
 
 def test_bad_reward_specs(tmp_path, tiny_model_dir, data, capsys):

@@ -18,7 +18,19 @@ def picky(prompts, completions, **columns):
         raise ValueError("no x please")
     return [1.0] * len(completions)
 def sleepy(prompts, completions, **columns):
+    if any("x" in c for c in completions):
+        time.sleep(60)
+    return [1.0] * len(completions)
+def always_sleeps(prompts, completions, **columns):
     time.sleep(60)
+def always_raises(prompts, completions, **columns):
+    raise ConnectionError("the grading server is down")
+def fails_after_first(prompts, completions, **columns):
+    import os
+    flag = os.environ["REWARD_FLAG"]
+    if os.path.exists(flag):
+        raise ConnectionError("down since the first batch")
+    open(flag, "w").close()
     return [1.0] * len(completions)
 def short(prompts, completions, **columns):
     return [1.0]
@@ -108,12 +120,58 @@ def test_a_raise_scores_only_the_failing_samples(module):
 
 def test_a_hang_is_killed_and_counted(module):
     runner = RewardRunner(f"{module}:sleepy", timeout=1.0, on_error=0.0)
+    assert runner(["p"], ["a"]) == [1.0]
     t0 = time.perf_counter()
-    assert runner(["p", "q"], ["a", "b"]) == [0.0, 0.0]
+    assert runner(["p", "q"], ["x", "b"]) == [0.0, 0.0]
     assert time.perf_counter() - t0 < 20  # the call did not wait for the 60 s sleep
     assert runner.take_counts() == {"reward_errors": 0, "reward_timeouts": 2}
     assert runner._proc is None  # the hung worker was killed
+    assert runner(["p"], ["b"]) == [1.0]  # and a fresh one answers the next call
     runner.close()
+
+
+@pytest.mark.parametrize("name, why", [("always_raises", "ConnectionError: the grading server is down"),
+                                       ("always_sleeps", "no answer within 1 s")])
+def test_a_reward_that_fails_on_a_whole_first_batch_stops(module, name, why):
+    runner = RewardRunner(f"{module}:{name}", timeout=1.0)
+    with pytest.raises(RewardError, match="failed on every sample of its first batch") as info:
+        runner(["p"] * 3, ["a", "b", "c"])
+    assert why in str(info.value) and "3 samples" in str(info.value)
+    runner.close()
+
+
+def test_a_reward_that_breaks_later_stops_after_three_whole_batches(module, tmp_path, monkeypatch):
+    monkeypatch.setenv("REWARD_FLAG", str(tmp_path / "flag"))
+    runner = RewardRunner(f"{module}:fails_after_first", timeout=5.0, on_error=-1.0)
+    assert runner(["p"] * 2, ["a", "b"]) == [1.0, 1.0]
+    assert runner(["p"] * 2, ["a", "b"]) == [-1.0, -1.0]  # one or two bad batches are scored on_error
+    assert runner(["p"] * 2, ["a", "b"]) == [-1.0, -1.0]
+    with pytest.raises(RewardError, match="of the last 3 batches .*down since the first batch"):
+        runner(["p"] * 2, ["a", "b"])
+    runner.close()
+
+
+IMPORT_FAULTS = {
+    "exits": ("import os\nos._exit(7)\n", "ended while importing it (exit code 7)"),
+    "crashes": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "ended while importing it (exit code -11)"),
+    "blocks": ("import time\ntime.sleep(600)\n", "did not finish within 2 s"),
+    "raises": ("raise RuntimeError('no licence file')\n", "no licence file"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(IMPORT_FAULTS))
+def test_a_module_that_misbehaves_at_import_is_one_error_and_never_runs_in_the_caller(fault, tmp_path):
+    body, message = IMPORT_FAULTS[fault]
+    path = tmp_path / f"bad_{fault}.py"
+    path.write_text(body + "def f(prompts, completions, **c):\n    return [1.0] * len(completions)\n")
+    t0 = time.perf_counter()
+    with pytest.raises(RewardError, match="reward '") as info:
+        RewardRunner(f"{path}:f", timeout=5.0, load_timeout=2.0)
+    assert message in str(info.value)
+    assert time.perf_counter() - t0 < 30
+    import sys
+
+    assert not any(getattr(m, "__file__", None) == str(path) for m in list(sys.modules.values()))
 
 
 def test_an_unpicklable_callable_runs_in_a_thread():

@@ -60,6 +60,25 @@ def _import_module(name: str, spec: str):
             sys.path.remove(cwd)
 
 
+def check_spec(spec: str) -> None:
+    """A spec's form, and for a file its existence, checked without importing anything (the worker
+    imports the module: a user's module never runs in the trainer)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise RewardError(f"reward spec must be 'module:function', 'path.py:function' or a built-in, got {spec!r}")
+    if spec.partition(":")[0] in BUILTINS:
+        return
+    module_name, sep, fn_name = spec.rpartition(":")
+    if not sep or not module_name or not fn_name:
+        raise RewardError(
+            f"reward '{spec}': expected 'module:function', 'path/to/file.py:function' or a built-in "
+            f"({', '.join(BUILTINS)})"
+        )
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        path = Path(module_name).expanduser().resolve()
+        if not path.is_file():
+            raise RewardError(f"reward '{spec}': file {path} does not exist")
+
+
 def load_reward(spec: str) -> RewardFn:
     """The callable a spec names (module docstring), checked to accept (prompts, completions, ...)."""
     if not isinstance(spec, str) or not spec.strip():

@@ -11,6 +11,16 @@ documented path.
 
 Its output must be one finite number per completion: ``check_reward_output`` enforces that on the
 first batch that returns (a bug in the function); later bad values score ``on_error``.
+
+A user's module is imported only in the worker, never in the trainer: a module that exits, crashes
+or blocks at import cannot take the trainer with it. The worker is started when the runner is made
+(so a module that does not import is an error before anything is trained) and must say 'ready'
+within ``load_timeout`` seconds. It watches its parent and exits when the parent is gone (and on
+Linux the kernel kills it with its parent), so a killed trainer leaves no worker behind.
+
+A reward that fails on every sample of a batch before any sample has scored, or on every sample of
+``MAX_FAILED_BATCHES`` batches in a row, stops the run (``RewardError``): a run trained on nothing
+but ``on_error`` would report success having learned from a constant.
 """
 
 from __future__ import annotations
@@ -18,11 +28,18 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import numbers
+import os
 import pickle
+import sys
 import threading
+import time
 
 from reweightlab.tasks.rewards.builtins import RewardError
-from reweightlab.tasks.rewards.loading import absolute_spec, call_reward, check_signature, load_reward
+from reweightlab.tasks.rewards.builtins import BUILTINS
+from reweightlab.tasks.rewards.loading import absolute_spec, call_reward, check_signature, check_spec, load_reward
+
+LOAD_TIMEOUT = 60.0  # seconds a worker may take to start and import the user's module
+MAX_FAILED_BATCHES = 3  # consecutive batches failing on every sample, once some sample has scored
 
 
 def _plain(out):
@@ -54,8 +71,34 @@ def check_reward_output(out, n: int, name: str) -> list[float]:
 
 
 
-def _worker_main(conn, source: tuple[str, object]) -> None:
+def _die_with_parent(parent_pid: int, kernel: bool) -> None:
+    """Exit as soon as the parent is gone: the kernel's parent-death signal (Linux, when the parent
+    started us from its main thread, whose exit is what the kernel watches), and a thread that polls
+    the parent pid (every platform; it runs even while the reward function computes)."""
+    if kernel and sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _worker_main(conn, source: tuple[str, object], parent_pid: int | None = None, kernel: bool = False) -> None:
     """Load the function, say 'ready', then answer calls until told to stop (None)."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid, kernel)
     kind, payload = source
     try:
         fn = load_reward(payload) if kind == "spec" else pickle.loads(payload)
@@ -81,13 +124,20 @@ class RewardRunner:
     batch that returns at all raises: that is a bug in the function, not a bad sample.
     """
 
-    def __init__(self, fn_or_spec, *, timeout: float = 30.0, on_error: float = 0.0, log=None):
-        if not timeout > 0:
-            raise RewardError(f"reward time limit must be > 0 seconds, got {timeout}")
+    def __init__(self, fn_or_spec, *, timeout: float = 30.0, on_error: float = 0.0, log=None,
+                 load_timeout: float = LOAD_TIMEOUT):
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise RewardError(f"reward time limit must be a finite number > 0 of seconds, got {timeout}")
         self.timeout, self.on_error, self.log = float(timeout), float(on_error), log
+        self.load_timeout = float(load_timeout)
+        self._proc = self._conn = None
         if isinstance(fn_or_spec, str):
             self.name = fn_or_spec
-            self._fn = load_reward(fn_or_spec)  # errors in the spec surface here, in the caller
+            if fn_or_spec.partition(":")[0] in BUILTINS:
+                self._fn = load_reward(fn_or_spec)  # our own code: checked here, run in the worker
+            else:
+                check_spec(fn_or_spec)  # the form and the file, without importing the user's module
+                self._fn = None
             self._source = ("spec", absolute_spec(fn_or_spec))
         else:
             self.name = getattr(fn_or_spec, "__name__", repr(fn_or_spec))
@@ -100,8 +150,12 @@ class RewardRunner:
         self.errors = self.timeouts = 0
         self._taken = (0, 0)
         self._checked = False
-        self._proc = self._conn = None
         self._logged = 0
+        self.scored = 0  # samples that got a real score
+        self._failed_batches = 0  # consecutive batches in which every sample failed
+        self._batch_why = self._streak_why = None  # the first failure of this call / of the failing streak
+        if self._source is not None and self._fn is None:
+            self._ensure_worker()  # a module that does not import is an error now, before any training
 
     # -- public ------------------------------------------------------------------------------
     def __call__(self, prompts: list[str], completions: list[str], columns: dict | None = None) -> list[float]:
@@ -109,14 +163,36 @@ class RewardRunner:
         if n == 0:
             return []
         columns = columns or {}
+        failed_before, self._batch_why = self.errors + self.timeouts, None
         status, out = self._invoke(prompts, completions, columns)
         if status == "ok":
-            return self._accept(out, n, range(n))
-        if status == "timeout":
-            return self._fail(n, n, timeout=True, why=out)
-        if n == 1:
-            return self._fail(1, 1, timeout=False, why=out)
-        return self._per_sample(prompts, completions, columns)
+            values = self._accept(out, n, range(n))
+        elif status == "timeout":
+            values = self._fail(n, n, timeout=True, why=out)
+        elif n == 1:
+            values = self._fail(1, 1, timeout=False, why=out)
+        else:
+            values = self._per_sample(prompts, completions, columns)
+        self._check_batch(n, self.errors + self.timeouts - failed_before)
+        return values
+
+    def _check_batch(self, n: int, failed: int) -> None:
+        """Stop a run whose reward never scores (module docstring)."""
+        if failed < n:
+            self.scored += n - failed
+            self._failed_batches = 0
+            return
+        self._failed_batches += 1
+        if self._failed_batches == 1:
+            self._streak_why = self._batch_why
+        how = f"reward '{self.name}' failed on every sample"
+        fix = ("; fix the function (or raise data.reward_timeout if it is only slow): a run trained on "
+               f"reward_on_error={self.on_error:g} alone learns nothing")
+        if self.scored == 0:
+            raise RewardError(f"{how} of its first batch ({n} samples; first failure: {self._streak_why}){fix}")
+        if self._failed_batches >= MAX_FAILED_BATCHES:
+            raise RewardError(f"{how} of the last {self._failed_batches} batches (first failure: "
+                              f"{self._streak_why}){fix}")
 
     def take_counts(self) -> dict[str, int]:
         """Samples scored on_error since the last call: {'reward_errors': .., 'reward_timeouts': ..}."""
@@ -174,6 +250,8 @@ class RewardRunner:
         return values
 
     def _fail(self, n: int, count: int, *, timeout: bool, why: str) -> list[float]:
+        if self._batch_why is None:
+            self._batch_why = why
         if timeout:
             self.timeouts += count
         else:
@@ -220,16 +298,28 @@ class RewardRunner:
         self._kill()
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(child, self._source), daemon=True)
+        main_thread = threading.current_thread() is threading.main_thread()
+        proc = ctx.Process(target=_worker_main, args=(child, self._source, os.getpid(), main_thread), daemon=True)
         proc.start()
         child.close()
-        # Starting and importing is not the function's time: wait for 'ready' with a separate, longer limit.
-        if not parent.poll(max(120.0, self.timeout)):
+        # Starting and importing is not the function's time: wait for 'ready' with a separate limit.
+        try:
+            ready = parent.poll(self.load_timeout)
+            status, msg = parent.recv() if ready else (None, None)
+        except (EOFError, OSError):
+            proc.join(timeout=5)
+            parent.close()
+            raise RewardError(f"reward '{self.name}': the worker process ended while importing it (exit code "
+                              f"{proc.exitcode}); does the module exit or crash at import time?") from None
+        if not ready:
             proc.kill()
-            raise RewardError(f"reward '{self.name}': the worker process did not start within 120 s")
-        status, msg = parent.recv()
+            proc.join()
+            parent.close()
+            raise RewardError(f"reward '{self.name}': importing it did not finish within {self.load_timeout:g} s "
+                              "(does the module wait or loop at import time?)")
         if status != "ready":
             proc.join()
+            parent.close()
             raise RewardError(f"reward '{self.name}': loading it in the worker process failed: {msg}")
         self._proc, self._conn = proc, parent
 
