@@ -155,8 +155,49 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it unwinds through the same clean-up
+    as Ctrl-C (a KeyboardInterrupt): temporaries removed, untrained runs discarded, locks released."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, _frame):
+    raise Terminated(signum)
+
+
+def _catch_termination() -> dict:
+    """Handlers for SIGTERM/SIGHUP while a command runs (the main thread only, and only where nobody
+    set one before us); returns the previous handlers, to put back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    return previous
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    previous = _catch_termination()
+    try:
+        return _main(argv)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     from reweightlab.config import ConfigError
+    from reweightlab.files import StorageError, storage_reason
     from reweightlab.models import ModelLoadError
 
     args = build_parser().parse_args(argv)
@@ -165,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.disable_progress_bar()  # per-file load/save bars drown ours; we show progress per stage
     from reweightlab.files import FolderError
 
-    user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError, FolderError)
+    user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError, FolderError,
+                                                    StorageError)
     try:
         from reweightlab.algos.method import NothingToTrainError
         from reweightlab.probe.study import ProbeError
@@ -190,9 +232,21 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as exc:
+        import signal
+
+        print(f"terminated ({signal.Signals(exc.signum).name})", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # the disk refused a write somewhere we did not wrap: still one line
+        reason = storage_reason(exc)
+        if reason is None:
+            raise
+        where = getattr(exc, "filename", None)
+        print(f"error: cannot write{f' {where}' if where else ''}: {reason}", file=sys.stderr)
+        return 2
     return 0
 
 

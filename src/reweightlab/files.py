@@ -26,6 +26,29 @@ LOCK_NAME = ".reweightlab.lock"
 _CATCHABLE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGINT, signal.SIGTERM)
 
 
+import errno as _errno
+import re as _re
+
+# A write that fails because of the machine, not the program: said in one line, never a traceback.
+STORAGE_ERRNOS = {_errno.ENOSPC, _errno.EROFS, _errno.EACCES, _errno.EPERM, _errno.EDQUOT, _errno.EIO,
+                  _errno.ENAMETOOLONG, _errno.EFBIG}
+
+
+class StorageError(OSError):
+    """The disk refused a write (full, read-only, no permission): a one-line error."""
+
+
+def storage_reason(exc: BaseException) -> str | None:
+    """Why the disk refused, when ``exc`` is such a failure: an OSError with one of STORAGE_ERRNOS,
+    or a library's error that wraps one ('... (os error 28)', as safetensors raises); else None."""
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return exc.strerror or os.strerror(exc.errno)
+    m = _re.search(r"os error (\d+)", str(exc))
+    if m and int(m.group(1)) in STORAGE_ERRNOS:
+        return os.strerror(int(m.group(1)))
+    return None
+
+
 class FolderError(ValueError):
     """A folder a run would write into is not its own: it holds others' files, or another run holds it."""
 

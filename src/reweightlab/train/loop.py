@@ -22,7 +22,14 @@ from reweightlab.algos.rl import kl_shaped_rewards
 from reweightlab.algos.rl import token_loss as rl_token_loss
 from reweightlab.data.encoding import solver_demonstrations
 from reweightlab.data.store import SequenceStore, microbatches
-from reweightlab.files import FolderError, FolderLock, check_new_folder, remove_temporaries, write_text_atomic
+from reweightlab.files import (
+    FolderError,
+    FolderLock,
+    StorageError,
+    check_new_folder,
+    remove_temporaries,
+    write_text_atomic,
+)
 from reweightlab.math import ema_update_, token_entropy, weighted_nll
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.adapters import ReferenceView, frozen_reference, prepare_for_training, resolve_dtype
@@ -165,11 +172,16 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
             else:
                 _run_offline(s, progress, log, base_samples, base_problems)
         except NonFiniteError as exc:  # the weights are still those of the last finite step; none is saved as final
-            ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
+            ckpts = _checkpoints(s.run_dir)
             raise NonFiniteError(f"step {s.step + 1}: {exc}; training stopped, no final/ written (last checkpoint: "
                                  f"{ckpts[-1] if ckpts else 'none'}); lower optim.lr or check the data and rewards"
                                  ) from None
         _save(s, s.run_dir / "final", extra={"method": cfg.method, "steps": cfg.optim.steps})
+    except StorageError as exc:  # disk full or read-only: say where the last good weights are
+        _finish(s, discard=True, log=log)
+        ckpts = _checkpoints(s.run_dir)
+        raise StorageError(f"{exc}; training stopped at step {s.step + 1} (last complete checkpoint: "
+                           f"{ckpts[-1] if ckpts else 'none'}); free space or choose another output_dir") from None
     except KeyboardInterrupt:
         _finish(s, discard=True, log=log, interrupted=True)
         raise
@@ -190,7 +202,7 @@ def _finish(s: Setup, *, discard: bool, log, interrupted: bool = False) -> None:
     remove_temporaries(s.run_dir)
     discarded = discard and _discard_untrained(s)
     if interrupted and not discarded:
-        ckpts = sorted((s.run_dir / "checkpoints").glob("step-*")) if (s.run_dir / "checkpoints").exists() else []
+        ckpts = _checkpoints(s.run_dir)
         log(f"interrupted; nothing half-written. Last complete checkpoint: {ckpts[-1] if ckpts else 'none'}")
     if s.lock is not None:
         s.lock.release()
@@ -199,6 +211,11 @@ def _finish(s: Setup, *, discard: bool, log, interrupted: bool = False) -> None:
 
 
 RUN_FILES = ("config.json", "metrics.jsonl")
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    folder = run_dir / "checkpoints"
+    return sorted(p for p in folder.glob("step-*") if p.is_dir()) if folder.is_dir() else []
 
 
 def _discard_untrained(s: Setup) -> bool:

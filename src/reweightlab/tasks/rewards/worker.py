@@ -97,6 +97,9 @@ def _die_with_parent(parent_pid: int, kernel: bool) -> None:
 
 def _worker_main(conn, source: tuple[str, object], parent_pid: int | None = None, kernel: bool = False) -> None:
     """Load the function, say 'ready', then answer calls until told to stop (None)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
     if parent_pid is not None:
         _die_with_parent(parent_pid, kernel)
     kind, payload = source
