@@ -221,7 +221,9 @@ def _main(argv: list[str] | None) -> int:
         from reweightlab.tasks.formatting import FormatError
         from reweightlab.tasks.rewards import RewardError
 
-        user_errors += (DataError, FormatError, RewardError)
+        from reweightlab.data.lengths import TooLongError
+
+        user_errors += (DataError, FormatError, RewardError, TooLongError)
     except ImportError:  # pragma: no cover - only while the package is half-installed
         pass
     from reweightlab.control.dataset import ControlError

@@ -156,6 +156,33 @@ def _check_out(out_dir: Path) -> None:
         raise ProbeError(str(exc)) from None
 
 
+def _check_fits(task, problems, tokenizer, models, settings: ProbeSettings) -> None:
+    """Every prompt with what the probe appends to it (sampled tokens; each listed solution, which the
+    likelihood pass scores) within the smallest context of the probed models: a ProbeError naming the
+    row, before any batch is built (an over-long reference answer must not exhaust the memory)."""
+    from reweightlab.data.encoding import encode_completions, encode_prompts
+    from reweightlab.data.lengths import TooLongError, check_lengths, context_length, problem_where
+
+    contexts = [c for c in (context_length(m.config) for m in models.values()) if c is not None]
+    if not contexts:
+        return
+    context = min(contexts)
+    prompt_len = [len(ids) for ids in encode_prompts(tokenizer, [p.prompt for p in problems])]
+    attempts = settings.revision_attempts if settings.revision_attempts > 1 and has_feedback(task) else 1
+    new = settings.max_new_tokens * attempts
+    try:
+        check_lengths([n + new for n in prompt_len], context, lambda i: problem_where(task, problems[i]),
+                      f"the prompt + {new} sampled tokens", "lower --max-new-tokens or shorten the prompt")
+        for i, prob in enumerate(problems):
+            sols = task.solutions(prob) or []
+            if sols:
+                longest = max(len(ids) for ids in encode_completions(tokenizer, sols))
+                check_lengths([prompt_len[i] + longest], context, lambda _i, prob=prob: problem_where(task, prob),
+                              "the prompt + its longest reference solution", "shorten the row's answer")
+    except TooLongError as exc:
+        raise ProbeError(str(exc)) from None
+
+
 def _remove_empty_tree(folder: Path) -> None:
     for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
         if not any(sub.iterdir()):
@@ -231,6 +258,7 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     if settings.estimator == "likelihood" and task.solutions(problems[0]) is None:
         raise ProbeError(f"estimator 'likelihood' needs a task that lists its solutions; {settings.task!r} does not "
                          "(use --estimator sampling)")
+    _check_fits(task, problems, tokenizer, models, settings)
     train_betas = {label: training_beta(p) for label, p in trained.items()}
     betas = settings.resolved_betas(tuple(b for b in train_betas.values() if b is not None))
     created = not out_dir.exists()

@@ -20,7 +20,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reweightlab.algos.rl import kl_shaped_rewards
 from reweightlab.algos.rl import token_loss as rl_token_loss
-from reweightlab.data.encoding import solver_demonstrations
+from reweightlab.data.encoding import encode_prompts, solver_demonstrations
+from reweightlab.data.lengths import check_lengths, context_length, problem_where
 from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.files import (
     FolderError,
@@ -123,6 +124,9 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     if cfg.method_record.needs_reference:  # pi_ref is frozen: the starting checkpoint, never refreshed
         ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
+    if cfg.resolved_source() not in ("file", "solver"):  # sampled: prompt + every attempt must fit
+        check_prompts_fit(task, problems, tok, context_length(policy.config),
+                          cfg.data.max_new_tokens * (cfg.rl.revision_attempts if cfg.is_rl else 1))
     lock = None
     if dist.is_main:  # one process writes the run folder; the others only train
         try:
@@ -142,6 +146,17 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine,
                  dist=dist, train_model=dist.wrap(policy), created=created, lock=lock)
+
+
+def check_prompts_fit(task, problems, tokenizer, context: int | None, new_tokens: int) -> None:
+    """Every prompt plus the ``new_tokens`` sampled after it within the model's context (a TooLongError
+    naming the first that is not: data.max_length cuts or drops long prompts of a data file)."""
+    if context is None:
+        return
+    lengths = [len(ids) + new_tokens for ids in encode_prompts(tokenizer, [p.prompt for p in problems])]
+    check_lengths(lengths, context, lambda i: problem_where(task, problems[i]),
+                  f"the prompt + {new_tokens} sampled tokens",
+                  "set data.max_length to cut or drop long prompts, or lower data.max_new_tokens")
 
 
 def _remove_if_empty(folder: Path, created: bool) -> None:
@@ -271,7 +286,8 @@ class OfflineContext:
 def offline_data(s: Setup, progress: bool, base_samples, base_problems=None, log=print) -> SequenceStore:
     cfg = s.cfg
     if cfg.resolved_source() == "file":
-        store, _counts = user_data.file_store(s.task, s.tokenizer, cfg)  # the counts are logged there
+        # the counts are logged there
+        store, _counts = user_data.file_store(s.task, s.tokenizer, cfg, context=context_length(s.policy.config))
         return store
     if cfg.resolved_source() == "solver":
         return solver_demonstrations(s.task, s.problems, s.tokenizer, cfg.data.demos_per_prompt, cfg.seed)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from reweightlab.data.encoding import encode_completions, encode_prompts
+from reweightlab.data.lengths import TooLongError, check_lengths
 from reweightlab.data.store import SequenceStore
 from reweightlab.tasks.dataset import DataError
 from reweightlab.tasks.rewards import RewardError
@@ -57,8 +58,13 @@ def _limit(p_ids, c_ids, max_length: int, mode: str):
     return p_ids, c_ids[: max_length - len(p_ids)], "truncated"
 
 
-def file_store(task: DatasetTask, tokenizer, cfg, log=print) -> tuple[SequenceStore, dict]:
-    """The train rows of data.path as sequences with a 'reward' column; and the over-length counts."""
+def file_store(task: DatasetTask, tokenizer, cfg, log=print, context: int | None = None) -> tuple[SequenceStore, dict]:
+    """The train rows of data.path as sequences with a 'reward' column; and the over-length counts.
+    ``context``: the model's context length; with no data.max_length a row over it is an error naming
+    the row (before any tensor is made for it), and data.max_length may not exceed it."""
+    if context is not None and cfg.data.max_length > context:
+        raise TooLongError(f"config key 'data.max_length': {cfg.data.max_length} is more than the model holds "
+                           f"({context} tokens, its config's context length)")
     examples = task.examples(cfg.data.variant, "train")
     prompts = [e.prompt for e in examples]
     completions = [e.completion for e in examples]
@@ -74,8 +80,12 @@ def file_store(task: DatasetTask, tokenizer, cfg, log=print) -> tuple[SequenceSt
     weights = [by_row.get(e.row, 1.0) for e in examples]
     counts = {"rows": len(examples), "truncated": 0, "dropped": 0}
     keep_p, keep_c, keep_r, keep_w = [], [], [], []
-    for p, c, r, w in zip(encode_prompts(tokenizer, prompts), encode_completions(tokenizer, completions), rewards,
-                          weights, strict=True):
+    p_ids, c_ids = encode_prompts(tokenizer, prompts), encode_completions(tokenizer, completions)
+    if not cfg.data.max_length:
+        check_lengths([len(p) + len(c) for p, c in zip(p_ids, c_ids, strict=True)], context,
+                      lambda i: f"{task.path}:row {examples[i].row}", "prompt + completion",
+                      "set data.max_length (with data.overlong=truncate or drop) or shorten the row")
+    for p, c, r, w in zip(p_ids, c_ids, rewards, weights, strict=True):
         p, c, what = _limit(p, c, cfg.data.max_length, cfg.data.overlong)
         if what != "ok":
             counts[what] += 1
