@@ -217,11 +217,10 @@ def _main(argv: list[str] | None) -> int:
         from reweightlab.train.step import NonFiniteError
 
         user_errors += (UnknownTaskError, RunFolderError, ProbeError, ReportError, NonFiniteError, NothingToTrainError)
+        from reweightlab.data.lengths import TooLongError
         from reweightlab.tasks.dataset import DataError
         from reweightlab.tasks.formatting import FormatError
         from reweightlab.tasks.rewards import RewardError
-
-        from reweightlab.data.lengths import TooLongError
 
         user_errors += (DataError, FormatError, RewardError, TooLongError)
     except ImportError:  # pragma: no cover - only while the package is half-installed

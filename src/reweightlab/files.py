@@ -9,8 +9,10 @@ earlier copy untouched. Standard library only: every layer may use it.
 from __future__ import annotations
 
 import contextlib
+import errno as _errno
 import json
 import os
+import re as _re
 import shutil
 import signal
 import threading
@@ -23,11 +25,8 @@ except ImportError:  # pragma: no cover - Windows: the lock is the lock file's e
     fcntl = None
 
 LOCK_NAME = ".reweightlab.lock"
-_CATCHABLE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if hasattr(signal, "SIGHUP") else (signal.SIGINT, signal.SIGTERM)
+_CATCHABLE = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
-
-import errno as _errno
-import re as _re
 
 # A write that fails because of the machine, not the program: said in one line, never a traceback.
 STORAGE_ERRNOS = {_errno.ENOSPC, _errno.EROFS, _errno.EACCES, _errno.EPERM, _errno.EDQUOT, _errno.EIO,

@@ -153,7 +153,8 @@ def test_a_reward_that_breaks_later_stops_after_three_whole_batches(module, tmp_
 
 IMPORT_FAULTS = {
     "exits": ("import os\nos._exit(7)\n", "ended while importing it (exit code 7)"),
-    "crashes": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "ended while importing it (exit code -11)"),
+    "crashes": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+                "ended while importing it (exit code -11)"),
     "blocks": ("import time\ntime.sleep(600)\n", "did not finish within 2 s"),
     "raises": ("raise RuntimeError('no licence file')\n", "no licence file"),
 }

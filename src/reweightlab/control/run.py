@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from reweightlab.config import ConfigError, setting
-from reweightlab.files import FolderLock, check_new_folder
 from reweightlab.control.dataset import import_gymnasium, load_dataset, make_env, return_stats
 from reweightlab.control.evaluate import D4RL_REFERENCE, evaluate, reference_returns
 from reweightlab.control.policy import save_policy
 from reweightlab.control.train import METHODS, EpisodeTable, TrainSettings, all_log_probs, new_policy, train_method
+from reweightlab.files import FolderLock, check_new_folder
 
 RESULTS_FILE = "control.json"
 METHOD_LABELS = {"bc": "BC (all data)", "sft": "SFT (BC, top 10%)", "sft_q": "SFT(Q)", "iw_sft_q": "iw-SFT(Q)"}
@@ -144,7 +144,8 @@ def run_control(env_id: str, data_path: str | Path, out_dir: str | Path, setting
             "env_id": env_id, "dataset": str(data_path), "dataset_stats": {**dstats, "transitions": len(table.obs_NO)},
             "dataset_recipe": data.metadata.get("recipe"), "seeds": list(range(seeds)), "eval_episodes": eval_episodes,
             "settings": s.training(), "methods": methods, "ordering": ordering_verdict(methods), "policies": POLICY_DIR,
-            "reference_returns": None if ref is None else {"random": ref[0], "expert": ref[1], "source": REFERENCE_SOURCE},
+            "reference_returns": None if ref is None else {"random": ref[0], "expert": ref[1],
+                                                           "source": REFERENCE_SOURCE},
             "wall_seconds": time.perf_counter() - t_start, "torch_threads": torch.get_num_threads(),
         }
         from reweightlab.files import write_text_atomic

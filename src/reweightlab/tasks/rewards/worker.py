@@ -34,8 +34,7 @@ import sys
 import threading
 import time
 
-from reweightlab.tasks.rewards.builtins import RewardError
-from reweightlab.tasks.rewards.builtins import BUILTINS
+from reweightlab.tasks.rewards.builtins import BUILTINS, RewardError
 from reweightlab.tasks.rewards.loading import absolute_spec, call_reward, check_signature, check_spec, load_reward
 
 LOAD_TIMEOUT = 60.0  # seconds a worker may take to start and import the user's module
