@@ -105,3 +105,35 @@ def test_pickle_weights_are_never_loaded(tiny_model_dir, tmp_path):
     torch.save(model.state_dict(), folder / "pytorch_model.bin")
     with pytest.raises(ModelLoadError, match=r"no .safetensors weights \(pytorch_model.bin are pickle files"):
         load_model(folder)
+
+
+def test_weights_with_garbage_bytes_are_refused_naming_the_tensor(tiny_model_dir, tmp_path):
+    import json
+    import struct
+
+    folder = _copy(tiny_model_dir, tmp_path / "garbage")
+    raw = bytearray((folder / "model.safetensors").read_bytes())
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + header_len])
+    name = sorted(k for k in header if k != "__metadata__")[0]
+    start = 8 + header_len + header[name]["data_offsets"][0]
+    raw[start:start + 8] = b"\xff" * 8  # two float32 NaNs where the tensor's first values were
+    (folder / "model.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ModelLoadError, match=rf"tensor .*{name.split('.')[-2]}.* holds 2 non-finite value"):
+        load_model(folder)
+
+
+def test_a_non_finite_weight_is_never_saved_by_a_run(tiny_model_dir, tmp_path):
+    """The last line of defence behind the step checks: _save refuses a model holding inf or nan."""
+    from types import SimpleNamespace
+
+    from reweightlab.train.loop import _save
+    from reweightlab.train.step import NonFiniteError
+
+    model = load_model(tiny_model_dir)
+    s = SimpleNamespace(policy=model)  # refused before anything else of the run is used
+    with torch.no_grad():
+        dict(model.named_parameters())["model.norm.weight"][3] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"weight model.norm.weight holds 1 non-finite value\(s\); final not"):
+        _save(s, tmp_path / "final")
+    assert not (tmp_path / "final").exists() and list(tmp_path.iterdir()) == []

@@ -122,4 +122,22 @@ def load_model(path: str | Path, *, dtype: str = "float32", device: str | torch.
     if problems:
         raise ModelLoadError(f"{folder}: the weights do not match its {type(config).__name__}: {'; '.join(problems)}; "
                              "nothing is initialised at random")
+    bad = first_non_finite(model)
+    if bad is not None:
+        raise ModelLoadError(f"{folder}: tensor {bad[0]} holds {bad[1]} non-finite value(s) (nan or inf): the weights "
+                             "are corrupt, or came from a run that diverged")
     return model.to(device)
+
+
+def first_non_finite(model) -> tuple[str, int] | None:
+    """(name, count) of the first floating-point parameter or buffer holding nan or inf, else None.
+    One reduction per tensor, summed on the host once: a load or a save pays one pass over the weights."""
+    named = [(n, t) for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_floating_point()]
+    if not named:
+        return None
+    with torch.no_grad():
+        counts = torch.stack([(~torch.isfinite(t)).sum() for _, t in named]).tolist()
+    for (name, _), count in zip(named, counts, strict=True):
+        if count:
+            return name, int(count)
+    return None

@@ -35,6 +35,7 @@ from reweightlab.math import ema_update_, token_entropy, weighted_nll
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.adapters import ReferenceView, frozen_reference, prepare_for_training, resolve_dtype
 from reweightlab.models.forward import forward_logits_logp, teacher_forced_logp
+from reweightlab.models.loading import first_non_finite
 from reweightlab.models.saving import save_model_atomic
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.revision import sample_revisions
@@ -257,7 +258,12 @@ def _maybe_checkpoint(s: Setup, step: int) -> None:
 
 
 def _save(s: Setup, dest: Path, extra: dict | None = None) -> None:
-    """Rank 0 writes; every process joins the gather of full weights (needed under FSDP)."""
+    """Rank 0 writes; every process joins the gather of full weights (needed under FSDP). A model
+    with a non-finite weight is never written (NonFiniteError): the step checks make that a
+    last line of defence."""
+    bad = first_non_finite(s.policy)
+    if bad is not None:
+        raise NonFiniteError(f"weight {bad[0]} holds {bad[1]} non-finite value(s); {dest.name} not written")
     state_dict = s.dist.full_state_dict(s.train_model)
     if s.dist.is_main:
         save_model_atomic(s.policy, s.tokenizer, dest, extra=extra, merge_lora=s.cfg.model.merge_lora,
