@@ -82,3 +82,20 @@ def test_a_run_that_fails_after_setup_leaves_its_folder_usable(tiny_model_dir, t
     capsys.readouterr()
     assert main(["train", *common, "offline.threshold=-3", "--no-progress"]) == 0  # the same folder trains now
     assert (out / "final").is_dir() and json.loads((out / "config.json").read_text())["method"] == "filtered_sft"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("import os\nos._exit(7)\n", "ended while importing it (exit code 7)"),
+    ("import sys\nsys.exit(3)\n", "loading it in the worker process failed: SystemExit: 3"),
+])
+def test_a_reward_module_that_exits_at_import_is_one_line_and_the_trainer_lives(body, message, tiny_model_dir,
+                                                                              tmp_path, capsys):
+    module = tmp_path / "bad_reward.py"
+    module.write_text(body + "def f(prompts, completions, **c):\n    return [1.0] * len(completions)\n")
+    data = tmp_path / "p.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"{i}+1="}) + "\n" for i in range(4)))
+    code = main(["train", "method=grpo", f"model.path={tiny_model_dir}", f"data.path={data}",
+                 f"data.reward={module}:f", f"output_dir={tmp_path / 'g'}", "optim.steps=1", "--no-progress"])
+    assert code == 2  # the trainer (this very process) is alive to say so
+    assert message in _one_error(capsys)
+    assert not (tmp_path / "g").exists()

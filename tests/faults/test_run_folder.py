@@ -123,3 +123,26 @@ def test_probe_out_must_be_new_or_empty(tiny_model_dir, tmp_path, capsys):
     (err,) = _errors(capsys)
     assert "--out" in err and "is not empty" in err and "data.csv" in err
     assert sorted(p.name for p in out.iterdir()) == ["data.csv"]
+
+
+def test_two_runs_started_together_on_one_folder_one_trains_the_other_is_refused(tiny_model_dir, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"{i}+1=", "completion": str(i + 1)}) + "\n" for i in range(9)))
+    out = tmp_path / "shared"
+    cmd = [sys.executable, "-m", "reweightlab.cli", "train", "method=sft", f"model.path={tiny_model_dir}",
+           f"data.path={data}", f"output_dir={out}", "optim.steps=40", "optim.sequences_per_step=2", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(rc for rc, _ in results) == [0, 2], results
+    (refused,) = [err for rc, err in results if rc == 2]
+    assert any(why in refused for why in ("is in use by another reweightlab run", "holds an earlier",
+                                          "already holds a finished run")), refused
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 40  # one run's metrics, not two interleaved
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "final", "metrics.jsonl"]
