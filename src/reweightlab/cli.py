@@ -19,6 +19,9 @@ def _cmd_pretrain(args) -> None:
     if args.out:
         from pathlib import Path
 
+        from reweightlab.files import check_new_folder
+
+        check_new_folder(args.out, "--out")  # never over another model or anyone's files
         meta = pretrain(spec, Path(args.out), progress=not args.no_progress)
         print(f"saved to {args.out} ({meta['parameters']} parameters)")
         return

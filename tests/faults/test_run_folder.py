@@ -146,3 +146,11 @@ def test_two_runs_started_together_on_one_folder_one_trains_the_other_is_refused
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(set(steps)) and steps[-1] == 40  # one run's metrics, not two interleaved
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "final", "metrics.jsonl"]
+
+
+def test_pretrain_out_never_replaces_a_model_folder(tiny_model_dir, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    before = _digest(model)
+    assert main(["pretrain", "--quick", "--steps", "1", "--out", str(model), "--no-progress"]) == 2
+    assert "--out" in _errors(capsys)[0] and _digest(model) == before
