@@ -166,8 +166,26 @@ def test_rl_on_the_success_signal_trains_on_rewards_of_0_and_1(tiny_model_dir, t
 
 
 @pytest.mark.parametrize("method", ["sft", "reinforce"])
-def test_a_non_finite_loss_stops_training_with_one_line_and_no_final(method, tiny_model_dir, tmp_path, capsys):
-    """A weight of garbage (NaN) makes the first loss NaN: one line naming the step, exit 2, no final/."""
+def test_a_non_finite_loss_stops_training_with_one_line_and_no_final(method, tiny_model_dir, tmp_path, capsys,
+                                                                     monkeypatch):
+    """A forward pass that turns NaN at step 1: one line naming the step, exit 2, no final/."""
+    import reweightlab.train.loop as loop
+
+    real = loop.forward_logits_logp
+
+    def poisoned(model, mb):
+        logits, logp = real(model, mb)
+        return logits, logp * float("nan")
+
+    monkeypatch.setattr(loop, "forward_logits_logp", poisoned)
+    out = tmp_path / "run"
+    assert main(["train", *_overrides(method, tiny_model_dir, out), "--no-progress"]) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]
+    assert len(errors) == 1 and errors[0].startswith("error: step 1: the loss is nan"), errors
+    assert not (out / "final").exists()
+
+
+def test_weights_holding_nan_never_start_a_run(tiny_model_dir, tmp_path, capsys):
     from reweightlab.models import load_tokenizer
 
     model = load_model(tiny_model_dir)
@@ -177,8 +195,7 @@ def test_a_non_finite_loss_stops_training_with_one_line_and_no_final(method, tin
     model.save_pretrained(bad)
     load_tokenizer(tiny_model_dir).save_pretrained(bad)
     out = tmp_path / "run"
-    case = "sft" if method == "sft" else "reinforce"
-    assert main(["train", *_overrides(case, bad, out), "--no-progress"]) == 2
-    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]  # (the test's own loads
-    assert len(errors) == 1 and errors[0].startswith("error: step 1: the loss is nan"), errors  # print bars)
-    assert not (out / "final").exists()
+    assert main(["train", *_overrides("sft", bad, out), "--no-progress"]) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("error")]
+    assert len(errors) == 1 and "tensor model.embed_tokens.weight holds 1 non-finite value(s)" in errors[0], errors
+    assert not out.exists()
