@@ -39,7 +39,17 @@ def nan(prompts, completions, **columns):
 def words(prompts, completions, **columns):
     return ["good"] * len(completions)
 def one_arg(completions):
-    return []
+    return [float(len(c)) for c in completions]
+def wrong_names(p, c, **columns):
+    return [1.0] * len(c)
+def positional_only(prompts, completions, /):
+    return [1.0] * len(completions)
+def trl_style(completions, solution, **kwargs):
+    return [float(c == s) for c, s in zip(completions, solution)]
+def sees_everything(**kwargs):
+    return [float(len(kwargs))] * len(kwargs["completions"])
+def with_ids(completions, completion_ids):
+    return [float(len(i)) for i in completion_ids]
 def named(prompts, completions, answer):
     return [float(c == a) for c, a in zip(completions, answer)]
 '''
@@ -61,8 +71,10 @@ def test_bad_specs_name_the_problem(module):
         load_reward(f"{module.parent / 'absent.py'}:fn")
     with pytest.raises(RewardError, match="expected 'module:function'"):
         load_reward("just_a_name")
-    with pytest.raises(RewardError, match="must accept"):
-        load_reward(f"{module}:one_arg")
+    with pytest.raises(RewardError, match="must accept completions= by keyword"):
+        load_reward(f"{module}:wrong_names")
+    with pytest.raises(RewardError, match="must accept completions= by keyword"):
+        load_reward(f"{module}:positional_only")
     with pytest.raises(RewardError, match="tolerance must be a number"):
         load_reward("numeric_match:abc")
 
@@ -82,6 +94,34 @@ def test_math_verify_builtin():
     pytest.importorskip("math_verify")
     fn = load_reward("math_verify")
     assert fn(["p"] * 2, ["$\\frac{1}{2}$", "$\\frac{1}{3}$"], answer=["0.5", "0.5"]) == [1.0, 0.0]
+
+
+def test_rewards_are_called_with_keywords_the_trl_way(module, tmp_path, monkeypatch):
+    """f(prompts, completions, **kw), TRL's f(completions, solution, **kw) and f(completions) all work:
+    each gets only the names it accepts; **kwargs gets prompts, completions, completion_ids and the fields."""
+    cols = {"solution": ["a", "x"], "answer": ["1", "2"]}
+    for name, expected in [("trl_style", [1.0, 0.0]), ("one_arg", [1.0, 2.0]), ("named", [0.0, 0.0])]:
+        runner = RewardRunner(f"{module}:{name}", timeout=20)
+        assert runner(["p", "q"], ["a", "bb"], cols, completion_ids=[[1], [2, 3]]) == expected, name
+        runner.close()
+    runner = RewardRunner(f"{module}:sees_everything", timeout=20)
+    assert runner(["p"], ["a"], {"solution": ["a"]}, completion_ids=[[7]]) == [4.0]  # prompts, completions, ids, field
+    runner.close()
+    runner = RewardRunner(f"{module}:with_ids", timeout=20)
+    assert runner(["p", "q"], ["a", "bb"], {}, completion_ids=[[1], [2, 3]]) == [1.0, 2.0]
+    runner.close()
+    # the dotted spec of TRL and Hydra configs, importable from the current folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pkg_rewards").mkdir()
+    (tmp_path / "pkg_rewards" / "__init__.py").write_text("")
+    (tmp_path / "pkg_rewards" / "scoring.py").write_text(REWARDS)
+    runner = RewardRunner("pkg_rewards.scoring.trl_style", timeout=20)
+    assert runner(["p"], ["a"], {"solution": ["a"]}) == [1.0]
+    runner.close()
+    with pytest.raises(RewardError, match="no module named 'pkg_rewards.missing'"):
+        load_reward("pkg_rewards.missing.fn")
+    with pytest.raises(RewardError, match="expected 'module:function', 'pkg.module.function'"):
+        load_reward("rewards.py")
 
 
 def test_columns_by_name_without_kwargs(module):

@@ -210,3 +210,34 @@ def test_verify_uses_the_reward_and_threshold(tmp_path):
 def test_config_errors(raw, match):
     with pytest.raises(ConfigError, match=match):
         config_from_dict(raw)
+
+
+def test_conversational_rows_reach_the_reward_as_message_lists_the_trl_way(tmp_path, chat_tokenizer):
+    """TRL passes a conversational row's prompt as its messages and each completion as
+    [{"role": "assistant", "content": text}] (plain rows: strings, as the other tests show);
+    completion_ids: the completion's tokens."""
+    (tmp_path / "seen_rewards.py").write_text(
+        "import json, os\n"
+        "def record(prompts, completions, completion_ids, **kw):\n"
+        "    with open(os.environ['SEEN'], 'w') as fh:\n"
+        "        json.dump({'prompts': prompts, 'completions': completions, 'ids': completion_ids}, fh)\n"
+        "    return [1.0] * len(completions)\n")
+    rows = [{"messages": [{"role": "user", "content": "1+1"}]}, {"prompt": [{"role": "user", "content": "2+2"}]}]
+    path = write_jsonl(tmp_path / "chat.jsonl", rows)
+    import os
+
+    os.environ["SEEN"] = str(tmp_path / "seen.json")
+    try:
+        task = DatasetTask(path, reward=f"{tmp_path / 'seen_rewards.py'}:record", test_fraction=0.0)
+        task.use_tokenizer(chat_tokenizer)
+        problems = task.problems("id", "train", 2, seed=0)
+        verdicts = task.verify_batch(problems, ["2", "4"])
+        task.close()
+    finally:
+        del os.environ["SEEN"]
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert [v.score for v in verdicts] == [1.0, 1.0]
+    assert seen["prompts"] == [[{"role": "user", "content": "1+1"}], [{"role": "user", "content": "2+2"}]]
+    assert seen["completions"] == [[{"role": "assistant", "content": "2"}], [{"role": "assistant", "content": "4"}]]
+    assert seen["ids"] == [chat_tokenizer("2", add_special_tokens=False)["input_ids"],
+                           chat_tokenizer("4", add_special_tokens=False)["input_ids"]]

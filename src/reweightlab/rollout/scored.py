@@ -34,9 +34,10 @@ def sample_and_score(
         prompt_ids, samples_per_prompt=samples_per_prompt, max_new_tokens=max_new_tokens,
         temperature=temperature, top_p=top_p, seed=seed, progress=progress, prompt_seeds=prompt_seeds,
     )
-    texts = decode_completions(tokenizer, rollout.completions_as_lists())
+    ids = rollout.completions_as_lists()
+    texts = decode_completions(tokenizer, ids)
     idx = rollout.prompt_index_N.tolist()
-    verdicts = hooks.verify_batch(task, [problems[i] for i in idx], texts)  # one reward call per batch
+    verdicts = hooks.verify_batch(task, [problems[i] for i in idx], texts, completion_ids=ids)  # one reward call
     rewards = torch.tensor([v.score for v in verdicts], dtype=torch.float32)
     success = torch.tensor([v.success for v in verdicts], dtype=torch.float32)
     store = SequenceStore.from_rollout(

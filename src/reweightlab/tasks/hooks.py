@@ -19,10 +19,15 @@ from typing import Any
 from reweightlab.tasks.base import Problem, Verdict
 
 
-def verify_batch(task, problems: list[Problem], completions: list[str]) -> list[Verdict]:
-    """The task's ``verify_batch`` (one reward call for the batch), else ``verify`` on each pair."""
+def verify_batch(task, problems: list[Problem], completions: list[str],
+                 completion_ids: list[list[int]] | None = None) -> list[Verdict]:
+    """The task's ``verify_batch`` (one reward call for the batch), else ``verify`` on each pair.
+    ``completion_ids``: the sampled tokens, for a task that takes them (a user reward function's
+    ``completion_ids=``, TRL's convention)."""
     hook = getattr(task, "verify_batch", None)
     if hook is not None:
+        if completion_ids is not None and getattr(task, "takes_completion_ids", False):
+            return hook(problems, completions, completion_ids=completion_ids)
         return hook(problems, completions)
     return [task.verify(p, c) for p, c in zip(problems, completions, strict=True)]
 

@@ -32,7 +32,7 @@ from reweightlab.tasks.dataset import (
     reward_columns,
     validate_rows,
 )
-from reweightlab.tasks.formatting import Formatter
+from reweightlab.tasks.formatting import Formatter, is_conversation, split_conversation
 from reweightlab.tasks.registry import get_task
 from reweightlab.tasks.rewards import RewardError, RewardRunner
 
@@ -157,17 +157,37 @@ class DatasetTask:
     def verify(self, problem: Problem, completion: str) -> Verdict:
         return self.verify_batch([problem], [completion])[0]
 
-    def verify_batch(self, problems: list[Problem], completions: list[str]) -> list[Verdict]:
+    takes_completion_ids = True  # hooks.verify_batch passes the sampled tokens
+
+    def verify_batch(self, problems: list[Problem], completions: list[str],
+                     completion_ids: list[list[int]] | None = None) -> list[Verdict]:
         """One call of the reward function for a whole batch (the TRL signature is batched)."""
-        scores = self.score([p.prompt for p in problems], completions, [p.get("row") for p in problems])
+        scores = self.score([p.prompt for p in problems], completions, [p.get("row") for p in problems],
+                            completion_ids=completion_ids)
         return [Verdict(s, s >= self.success_score, f"reward {s:g}") for s in scores]
 
-    def score(self, prompts: list[str], completions: list[str], row_numbers: list[int]) -> list[float]:
+    def score(self, prompts: list[str], completions: list[str], row_numbers: list[int],
+              completion_ids: list[list[int]] | None = None) -> list[float]:
+        """The reward function's scores, called TRL's way: a conversational row's prompt as its message
+        list and its completion as ``[{"role": "assistant", "content": text}]``; ``completion_ids`` the
+        sampled tokens (re-encoded from the text when the caller has none and the function takes them)."""
         if self.runner is None:
             raise RewardError(f"scoring samples on {self.path} needs a reward function (data.reward or --reward)")
         names = sorted({k for n in row_numbers for k in reward_columns(self._by_row[n])})
         columns = {k: [self._by_row[n].get(k) for n in row_numbers] for k in names}
-        return self.runner(prompts, completions, columns)
+        rows = [self._by_row[n] for n in row_numbers]
+        if any(is_conversation(r.get("messages", r.get("prompt"))) for r in rows):
+            prompts = [split_conversation(r)[0] if is_conversation(r.get("messages", r.get("prompt"))) else p
+                       for r, p in zip(rows, prompts, strict=True)]
+            completions = [[{"role": "assistant", "content": c}]
+                           if is_conversation(r.get("messages", r.get("prompt"))) else c
+                           for r, c in zip(rows, completions, strict=True)]
+        accepts = self.runner.accepts
+        if completion_ids is None and (accepts is None or "completion_ids" in accepts) \
+                and self.formatter.tokenizer is not None:
+            texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+            completion_ids = self.formatter.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return self.runner(prompts, completions, columns, completion_ids=completion_ids)
 
     def solutions(self, problem: Problem) -> list[str] | None:
         row_no = problem.get("row")

@@ -21,6 +21,14 @@ class RewardError(ValueError):
     """A reward function that cannot be used as given (bad spec, bad output on the first batch)."""
 
 
+def text_of(completion) -> str:
+    """A completion's text: the string itself, or (a conversational row, TRL's format) the content of
+    its last message."""
+    if isinstance(completion, list):
+        return str(completion[-1].get("content", "")) if completion else ""
+    return completion
+
+
 def _references(columns: dict, n: int, name: str) -> list:
     for key in ("answer", "solution"):
         if key in columns:
@@ -31,7 +39,7 @@ def _references(columns: dict, n: int, name: str) -> list:
 def exact_match(prompts, completions, **columns) -> list[float]:
     """1.0 when the completion, stripped of surrounding whitespace, equals the reference exactly."""
     refs = _references(columns, len(completions), "exact_match")
-    return [float(c.strip() == str(r).strip()) for c, r in zip(completions, refs, strict=True)]
+    return [float(c.strip() == str(r).strip()) for c, r in zip(map(text_of, completions), refs, strict=True)]
 
 
 _NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
@@ -49,7 +57,7 @@ def numeric_match(tol: float = 1e-6) -> RewardFn:
     def reward(prompts, completions, **columns) -> list[float]:
         refs = _references(columns, len(completions), "numeric_match")
         out = []
-        for c, r in zip(completions, refs, strict=True):
+        for c, r in zip(map(text_of, completions), refs, strict=True):
             got, want = last_number(c), last_number(str(r))
             close = got is not None and want is not None and math.isclose(got, want, rel_tol=tol, abs_tol=tol)
             out.append(float(close))
@@ -66,7 +74,7 @@ def regex(pattern: str | None = None) -> RewardFn:
         if fixed is None and "pattern" not in columns:
             raise RewardError("reward 'regex' needs a pattern: 'regex:PATTERN', or a 'pattern' field in each row")
         pats = [fixed] * len(completions) if fixed else [re.compile(p, re.DOTALL) for p in columns["pattern"]]
-        return [float(p.fullmatch(c.strip()) is not None) for p, c in zip(pats, completions, strict=True)]
+        return [float(p.fullmatch(c.strip()) is not None) for p, c in zip(pats, map(text_of, completions), strict=True)]
 
     return reward
 
@@ -76,7 +84,7 @@ def math_verify(prompts, completions, **columns) -> list[float]:
     from math_verify import parse, verify
 
     refs = _references(columns, len(completions), "math_verify")
-    return [float(verify(parse(str(r)), parse(c))) for c, r in zip(completions, refs, strict=True)]
+    return [float(verify(parse(str(r)), parse(c))) for c, r in zip(map(text_of, completions), refs, strict=True)]
 
 
 def builtin_reward(name: str, arg: str) -> RewardFn:

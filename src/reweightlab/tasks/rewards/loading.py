@@ -7,8 +7,10 @@ A spec names a function:
 - a built-in (``builtins``): ``exact_match``, ``numeric_match[:TOL]``, ``regex[:PATTERN]``,
   ``math_verify``.
 
-The function is called as ``fn(prompts, completions, **columns)``; one without ``**kwargs`` receives
-only the columns it names (``call_reward``).
+The function is called with keywords only, TRL's convention: ``fn(prompts=..., completions=...,
+completion_ids=..., **row_fields)``, each argument a list with one entry per completion, and only the
+names it accepts (all of them when it takes ``**kwargs``). So ``f(prompts, completions, **kw)`` and
+TRL's ``f(completions, solution, **kw)`` both work (``call_reward``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ def _import_module(name: str, spec: str):
             sys.path.remove(cwd)
 
 
+def split_spec(spec: str) -> tuple[str, str, str]:
+    """(module, separator, function) of 'module:function', 'file.py:function' or 'pkg.module.function'
+    (the dotted form TRL and Hydra configs use; a path to a .py file needs the colon)."""
+    if ":" in spec:
+        return spec.rpartition(":")
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        return spec, "", ""
+    return spec.rpartition(".")
+
+
 def check_spec(spec: str) -> None:
     """A spec's form, and for a file its existence, checked without importing anything (the worker
     imports the module: a user's module never runs in the trainer)."""
@@ -67,11 +79,11 @@ def check_spec(spec: str) -> None:
         raise RewardError(f"reward spec must be 'module:function', 'path.py:function' or a built-in, got {spec!r}")
     if spec.partition(":")[0] in BUILTINS:
         return
-    module_name, sep, fn_name = spec.rpartition(":")
+    module_name, sep, fn_name = split_spec(spec)
     if not sep or not module_name or not fn_name:
         raise RewardError(
-            f"reward '{spec}': expected 'module:function', 'path/to/file.py:function' or a built-in "
-            f"({', '.join(BUILTINS)})"
+            f"reward '{spec}': expected 'module:function', 'pkg.module.function', 'path/to/file.py:function' "
+            f"or a built-in ({', '.join(BUILTINS)})"
         )
     if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
         path = Path(module_name).expanduser().resolve()
@@ -86,11 +98,11 @@ def load_reward(spec: str) -> RewardFn:
     head, _, arg = spec.partition(":")
     if head in BUILTINS:
         return builtin_reward(head, arg)
-    module_name, sep, fn_name = spec.rpartition(":")
+    module_name, sep, fn_name = split_spec(spec)
     if not sep or not module_name or not fn_name:
         raise RewardError(
-            f"reward '{spec}': expected 'module:function', 'path/to/file.py:function' or a built-in "
-            f"({', '.join(BUILTINS)})"
+            f"reward '{spec}': expected 'module:function', 'pkg.module.function', 'path/to/file.py:function' "
+            f"or a built-in ({', '.join(BUILTINS)})"
         )
     module = _import_module(module_name, spec)
     fn = getattr(module, fn_name, None)
@@ -100,7 +112,23 @@ def load_reward(spec: str) -> RewardFn:
     return fn
 
 
+CALL_NAMES = ("prompts", "completions", "completion_ids")
+
+
+def reward_params(fn) -> frozenset[str] | None:
+    """The keyword names ``fn`` accepts, or None when it takes any (``**kwargs``) or cannot be inspected."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+
+
 def check_signature(fn, spec: str) -> None:
+    """The function must take ``completions`` by keyword (TRL's convention): it is called as
+    ``fn(prompts=..., completions=..., completion_ids=..., **row_fields)`` with only the names it accepts."""
     if not callable(fn):
         raise RewardError(f"reward '{spec}' is not callable")
     try:
@@ -108,30 +136,35 @@ def check_signature(fn, spec: str) -> None:
     except (TypeError, ValueError):
         return  # builtins without a signature: the first batch will tell
     params = list(sig.parameters.values())
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    # the other parameters are filled from the row's fields by name
-    if len(positional) < 2 and not any(p.kind is p.VAR_POSITIONAL for p in params):
+    positional_only = [p.name for p in params if p.kind is p.POSITIONAL_ONLY and p.default is p.empty]
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    # f(p, c, **kw): required parameters under other names; it would be handed prompts= and completions=
+    required = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+    if positional_only or ("completions" not in named and (not takes_any or required)):
         raise RewardError(
-            f"reward '{spec}' must accept (prompts, completions, **columns); its signature is {sig}"
+            f"reward '{spec}' must accept completions= by keyword: it is called as f(prompts=..., completions=..., "
+            f"completion_ids=..., **row_fields), TRL's convention, with only the names it accepts; its signature "
+            f"is {sig}"
         ) from None
 
 
-def _accepted(fn, columns: dict) -> dict:
-    """All columns for a function with **kwargs, else only those it names."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return columns
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return columns
-    names = {p.name for p in params}
-    return {k: v for k, v in columns.items() if k in names}
+def call_kwargs(accepts: frozenset[str] | None, prompts, completions, columns: dict, completion_ids=None) -> dict:
+    """The keyword arguments of one call: the row fields, prompts, completions and completion ids,
+    restricted to the names the function accepts (all of them for ``**kwargs``)."""
+    kwargs = {**columns, "prompts": list(prompts), "completions": list(completions)}
+    if completion_ids is not None:
+        kwargs["completion_ids"] = [list(ids) for ids in completion_ids]
+    if accepts is None:
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in accepts}
 
 
-def call_reward(fn, prompts: list[str], completions: list[str], columns: dict):
-    """The function's raw output (checked by the caller)."""
-    return fn(list(prompts), list(completions), **_accepted(fn, columns))
-
+def call_reward(fn, prompts, completions, columns: dict, completion_ids=None, accepts=...):
+    """The function's raw output (checked by the caller), called with keywords only."""
+    if accepts is ...:
+        accepts = reward_params(fn)
+    return fn(**call_kwargs(accepts, prompts, completions, columns, completion_ids))
 
 
 def absolute_spec(spec: str) -> str:

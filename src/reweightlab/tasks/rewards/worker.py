@@ -35,7 +35,14 @@ import threading
 import time
 
 from reweightlab.tasks.rewards.builtins import BUILTINS, RewardError
-from reweightlab.tasks.rewards.loading import absolute_spec, call_reward, check_signature, check_spec, load_reward
+from reweightlab.tasks.rewards.loading import (
+    absolute_spec,
+    call_reward,
+    check_signature,
+    check_spec,
+    load_reward,
+    reward_params,
+)
 
 LOAD_TIMEOUT = 60.0  # seconds a worker may take to start and import the user's module
 MAX_FAILED_BATCHES = 3  # consecutive batches failing on every sample, once some sample has scored
@@ -107,13 +114,14 @@ def _worker_main(conn, source: tuple[str, object], parent_pid: int | None = None
     except BaseException as exc:  # reported to the parent, which raises a clear error
         conn.send(("load_error", f"{type(exc).__name__}: {exc}"))
         return
-    conn.send(("ready", None))
+    accepts = reward_params(fn)
+    conn.send(("ready", None if accepts is None else sorted(accepts)))
     while True:
         msg = conn.recv()
         if msg is None:
             return
         try:
-            conn.send(("ok", _plain(call_reward(fn, *msg))))
+            conn.send(("ok", _plain(call_reward(fn, *msg, accepts=accepts))))
         except BaseException as exc:
             conn.send(("raised", f"{type(exc).__name__}: {exc}"))
 
@@ -133,10 +141,12 @@ class RewardRunner:
         self.timeout, self.on_error, self.log = float(timeout), float(on_error), log
         self.load_timeout = float(load_timeout)
         self._proc = self._conn = None
+        self.accepts: frozenset[str] | None = None  # the keyword names the function takes (None: any)
         if isinstance(fn_or_spec, str):
             self.name = fn_or_spec
             if fn_or_spec.partition(":")[0] in BUILTINS:
                 self._fn = load_reward(fn_or_spec)  # our own code: checked here, run in the worker
+                self.accepts = reward_params(self._fn)
             else:
                 check_spec(fn_or_spec)  # the form and the file, without importing the user's module
                 self._fn = None
@@ -145,6 +155,7 @@ class RewardRunner:
             self.name = getattr(fn_or_spec, "__name__", repr(fn_or_spec))
             check_signature(fn_or_spec, self.name)
             self._fn = fn_or_spec
+            self.accepts = reward_params(fn_or_spec)
             try:
                 self._source = ("pickle", pickle.dumps(fn_or_spec))
             except Exception:  # lambdas, closures: run in a thread instead (module docstring)
@@ -160,13 +171,18 @@ class RewardRunner:
             self._ensure_worker()  # a module that does not import is an error now, before any training
 
     # -- public ------------------------------------------------------------------------------
-    def __call__(self, prompts: list[str], completions: list[str], columns: dict | None = None) -> list[float]:
+    def __call__(self, prompts: list, completions: list, columns: dict | None = None,
+                 completion_ids: list[list[int]] | None = None) -> list[float]:
+        """Scores of the completions; ``columns``: the rows' other fields, one value per completion;
+        only what the function accepts is sent to it."""
         n = len(completions)
         if n == 0:
             return []
-        columns = columns or {}
+        columns = {k: v for k, v in (columns or {}).items() if self.accepts is None or k in self.accepts}
+        if completion_ids is not None and self.accepts is not None and "completion_ids" not in self.accepts:
+            completion_ids = None
         failed_before, self._batch_why = self.errors + self.timeouts, None
-        status, out = self._invoke(prompts, completions, columns)
+        status, out = self._invoke(prompts, completions, columns, completion_ids)
         if status == "ok":
             values = self._accept(out, n, range(n))
         elif status == "timeout":
@@ -174,7 +190,7 @@ class RewardRunner:
         elif n == 1:
             values = self._fail(1, 1, timeout=False, why=out)
         else:
-            values = self._per_sample(prompts, completions, columns)
+            values = self._per_sample(prompts, completions, columns, completion_ids)
         self._check_batch(n, self.errors + self.timeouts - failed_before)
         return values
 
@@ -221,12 +237,13 @@ class RewardRunner:
             pass
 
     # -- internals -----------------------------------------------------------------------------
-    def _per_sample(self, prompts, completions, columns) -> list[float]:
+    def _per_sample(self, prompts, completions, columns, completion_ids) -> list[float]:
         """After a raise: each sample alone, so only the failing ones score on_error."""
         out = []
         for i in range(len(completions)):
             one = {k: [v[i]] for k, v in columns.items()}
-            status, value = self._invoke([prompts[i]], [completions[i]], one)
+            ids = None if completion_ids is None else [completion_ids[i]]
+            status, value = self._invoke([prompts[i]], [completions[i]], one, ids)
             if status == "ok":
                 out += self._accept(value, 1, [i])
             elif status == "timeout":
@@ -263,12 +280,12 @@ class RewardRunner:
             self.log(f"reward '{self.name}': {why}; {count} sample(s) scored {self.on_error}")
         return [self.on_error] * n
 
-    def _invoke(self, prompts, completions, columns) -> tuple[str, object]:
+    def _invoke(self, prompts, completions, columns, completion_ids=None) -> tuple[str, object]:
         if self._source is None:
-            return self._invoke_thread(prompts, completions, columns)
+            return self._invoke_thread(prompts, completions, columns, completion_ids)
         self._ensure_worker()
         try:
-            self._conn.send((list(prompts), list(completions), columns))
+            self._conn.send((list(prompts), list(completions), columns, completion_ids))
             if not self._conn.poll(self.timeout):
                 self._kill()
                 return "timeout", f"no answer within {self.timeout:g} s (data.reward_timeout)"
@@ -278,12 +295,13 @@ class RewardRunner:
             self._kill()
             return "raised", f"the reward worker died (exit code {code}): {type(exc).__name__}"
 
-    def _invoke_thread(self, prompts, completions, columns) -> tuple[str, object]:
+    def _invoke_thread(self, prompts, completions, columns, completion_ids=None) -> tuple[str, object]:
         box: dict = {}
 
         def run():
             try:
-                box["out"] = _plain(call_reward(self._fn, prompts, completions, columns))
+                box["out"] = _plain(call_reward(self._fn, prompts, completions, columns, completion_ids,
+                                                accepts=self.accepts))
             except BaseException as exc:
                 box["raised"] = f"{type(exc).__name__}: {exc}"
 
@@ -324,6 +342,7 @@ class RewardRunner:
             parent.close()
             raise RewardError(f"reward '{self.name}': loading it in the worker process failed: {msg}")
         self._proc, self._conn = proc, parent
+        self.accepts = None if msg is None else frozenset(msg)
 
     def _kill(self) -> None:
         if self._proc is not None:
