@@ -54,5 +54,13 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "runs/own-data/sft/final/config.json").is_file()
     metrics = [json.loads(x) for x in (tmp_path / "runs/own-data/grpo/metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 3 and "reward_errors" in metrics[0]
+    # the graded reward gives GRPO something to learn from: the model moves off its start
+    assert all(r["reward_errors"] == 0 for r in metrics) and any(r["frac_reward_zero_std"] < 1 for r in metrics)
+    from reweightlab.models import load_model
+
+    start = load_model(tmp_path / "runs/own-data/sft/final").state_dict()
+    after = load_model(tmp_path / "runs/own-data/grpo/final").state_dict()
+    assert max(float((after[k] - start[k]).abs().max()) for k in start) > 1e-6
+    assert "warning: in every batch" not in capsys.readouterr().out
     summary = json.loads((tmp_path / "runs/own-data/probe/probe.json").read_text())
     assert summary["estimator"] == "sampling" and summary["num_prompts"] == 8

@@ -20,6 +20,12 @@ def flaky(prompts, completions, **columns):
     if prompts[0].startswith("1"):
         raise ValueError("cannot score this one")
     return [0.5]
+def trl_accuracy(completions, answer, **kwargs):
+    # written for TRL: completions and the row's field by keyword, the rest in **kwargs
+    assert "prompts" in kwargs and "completion_ids" in kwargs
+    return [float(c.strip() == a) for c, a in zip(completions, answer)]
+def constant(completions, **kwargs):
+    return [1.0] * len(completions)
 def down(prompts, completions, **columns):
     raise ConnectionError("the grading server is down")
 def hangs(prompts, completions, **columns):
@@ -78,6 +84,29 @@ def test_grpo_with_a_module_reward(tmp_path, tiny_model_dir, data, capsys, monke
     assert len(m) == 2 and all(r["reward_errors"] == 0 and r["reward_timeouts"] == 0 for r in m)
 
 
+@pytest.mark.parametrize("method", ["grpo", "filtered_sft"])
+def test_a_reward_written_for_trl_works_as_written(method, tmp_path, tiny_model_dir, capsys):
+    rows = [{"prompt": f"{i % 7}+1=", "answer": str(i % 7 + 1), "completion": str(i % 7 + 1)} for i in range(12)]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "user_rewards.py").write_text(REWARDS)
+    run = tmp_path / method
+    extra = ["offline.threshold=1"] if method == "filtered_sft" else []
+    code = main(["train", f"method={method}", f"model.path={tiny_model_dir}", f"data.path={data}",
+                 f"data.reward={tmp_path / 'user_rewards.py'}:trl_accuracy", f"output_dir={run}", "optim.steps=2",
+                 "rl.prompts_per_step=2", "rl.samples_per_prompt=3", "data.max_new_tokens=3", *extra,
+                 "--no-progress"] if method == "grpo" else
+                ["train", f"method={method}", f"model.path={tiny_model_dir}", f"data.path={data}",
+                 f"data.reward={tmp_path / 'user_rewards.py'}:trl_accuracy", f"output_dir={run}", "optim.steps=2",
+                 *extra, "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "reward errors" not in out or "'reward_errors': 0" in out
+    assert (run / "final").is_dir()
+    if method == "grpo":
+        assert all(r["reward_errors"] == 0 for r in _metrics(run))
+
+
 def test_grpo_survives_a_reward_that_fails_on_some_samples(tmp_path, tiny_model_dir, capsys):
     rows = [{"prompt": f"{i % 2}+1=", "answer": "x"} for i in range(8)]  # prompts only: RL needs no completion
     data = tmp_path / "prompts.jsonl"
@@ -93,6 +122,23 @@ def test_grpo_survives_a_reward_that_fails_on_some_samples(tmp_path, tiny_model_
     assert all(r["reward_errors"] == 12 and r["reward_timeouts"] == 0 for r in m)
     assert all(r["reward"] == pytest.approx((12 * -1 + 12 * 0.5) / 24) for r in m)  # failures scored -1
     assert "cannot score this one" in capsys.readouterr().out  # the first failures say why
+
+
+def test_grpo_warns_when_no_batch_had_anything_to_learn(tmp_path, tiny_model_dir, capsys):
+    from reweightlab.models import load_model
+
+    rows = [{"prompt": f"{i}+1=", "answer": "x"} for i in range(4)]
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "user_rewards.py").write_text(REWARDS)
+    run = tmp_path / "g"
+    assert _grpo(tmp_path, tiny_model_dir, data, f"{tmp_path / 'user_rewards.py'}:constant", run) == 0
+    out = capsys.readouterr().out
+    assert ("warning: in every batch all 3 samples of each prompt scored the same reward (metric "
+            "frac_reward_zero_std); the policy did not move") in out
+    assert all(r["frac_reward_zero_std"] == 1 and r["adv_all_zero"] == 1 for r in _metrics(run))
+    start, after = load_model(tiny_model_dir).state_dict(), load_model(run / "final").state_dict()
+    assert all(bool((after[k] == start[k]).all()) for k in start)  # what the warning says is so
 
 
 @pytest.mark.parametrize("name, why", [("down", "ConnectionError: the grading server is down"),

@@ -430,6 +430,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
             "attempts, the task's feedback after each failed one; reward = the last attempt's, loss on the attempts")
     opt, sched = _optimizer(s, total_steps=updates)
     rng = random.Random(cfg.seed)
+    flat = 0  # batches whose every advantage was 0
     for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
         s.step = step
         batch_problems = [s.problems[i] for i in rng.sample(range(len(s.problems)), min(P, len(s.problems)))]
@@ -451,8 +452,23 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
             **reward_counts(s.task),  # reward_errors, reward_timeouts (user reward functions)
             **episodes,  # revision: success at attempt 1 and attempts per episode
         }
+        flat += int(episodes["adv_all_zero"])
         _log_step(s, step, stats, extra)
         _maybe_checkpoint(s, step)
+    if flat:
+        log(flat_batches_warning(cfg, flat))
+
+
+def flat_batches_warning(cfg: TrainConfig, flat: int) -> str:
+    """The end-of-run warning for batches that taught nothing: every advantage 0 (each group's samples
+    all scored alike, so a group baseline cancels them; or every reward 0 without one)."""
+    steps = cfg.optim.steps
+    what = "every batch" if flat == steps else f"{flat} of {steps} batches"
+    moved = ("the policy did not move: the advantages, and with them the gradient, were 0 throughout"
+             if flat == steps else "those batches contributed no gradient")
+    return (f"warning: in {what} all {cfg.rl.samples_per_prompt} samples of each prompt scored the same reward "
+            f"(metric frac_reward_zero_std); {moved}. More samples per prompt, a graded reward, a higher "
+            "temperature, or prompts the model solves sometimes, give it something to learn from")
 
 
 def _prompt_seed(seed: int, step: int, index: int) -> int:
@@ -506,6 +522,7 @@ def _rl_batch(s: Setup, problems, step: int):
     adv_N = cfg.method_record.advantages(rewards_PG, cfg.resolved_adv_std()).reshape(-1)
     G = rl_cfg.samples_per_prompt
     batch = batch.replace(adv_N=adv_N[first * G : stop * G])
+    episodes["adv_all_zero"] = float(not bool(adv_N.any()))  # nothing to learn from this batch
     return batch, s.dist.all_gather_cat(signal_PG), episodes
 
 
