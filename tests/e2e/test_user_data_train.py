@@ -91,7 +91,8 @@ def test_a_reward_written_for_trl_works_as_written(method, tmp_path, tiny_model_
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "user_rewards.py").write_text(REWARDS)
     run = tmp_path / method
-    extra = ["offline.threshold=1"] if method == "filtered_sft" else []
+    # filtered SFT with data.reward samples the model (16 per prompt) and keeps those scoring >= 0: all
+    extra = ["offline.threshold=0", "data.base_samples_per_prompt=2"] if method == "filtered_sft" else []
     code = main(["train", f"method={method}", f"model.path={tiny_model_dir}", f"data.path={data}",
                  f"data.reward={tmp_path / 'user_rewards.py'}:trl_accuracy", f"output_dir={run}", "optim.steps=2",
                  "rl.prompts_per_step=2", "rl.samples_per_prompt=3", "data.max_new_tokens=3", *extra,
@@ -105,6 +106,8 @@ def test_a_reward_written_for_trl_works_as_written(method, tmp_path, tiny_model_
     assert (run / "final").is_dir()
     if method == "grpo":
         assert all(r["reward_errors"] == 0 for r in _metrics(run))
+    else:
+        assert re.search(r"\[filtered_sft\] kept (\d+) of \1 sequences \(reward >= offline.threshold = 0\)", out)
 
 
 def test_grpo_survives_a_reward_that_fails_on_some_samples(tmp_path, tiny_model_dir, capsys):
@@ -156,16 +159,17 @@ def test_grpo_stops_when_the_reward_fails_on_every_sample(name, why, tmp_path, t
     assert not run.exists()  # nothing trained: no final/, no folder
 
 
-def test_filtered_sft_stops_when_scoring_the_rows_fails_on_every_one(tmp_path, tiny_model_dir, capsys):
-    rows = [{"prompt": f"{i}+1=", "completion": str(i + 1)} for i in range(6)]
+def test_filtered_sft_stops_when_scoring_its_samples_fails_on_every_one(tmp_path, tiny_model_dir, capsys):
+    rows = [{"prompt": f"{i}+1=", "completion": str(i + 1), "split": "train"} for i in range(6)]
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "user_rewards.py").write_text(REWARDS)
     run = tmp_path / "f"
     assert main(["train", "method=filtered_sft", f"model.path={tiny_model_dir}", f"data.path={data}",
                  f"data.reward={tmp_path / 'user_rewards.py'}:down", f"output_dir={run}", "optim.steps=1",
-                 "--no-progress"]) == 2
-    assert re.search(r"failed on every sample of its first batch \([56] samples", capsys.readouterr().err)
+                 "data.base_samples_per_prompt=2", "--no-progress"]) == 2
+    # with data.reward, filtered SFT samples the model: 6 prompts x 2 samples, one reward call
+    assert "failed on every sample of its first batch (12 samples" in capsys.readouterr().err
     assert not run.exists()
 
 
@@ -174,3 +178,40 @@ def test_bad_reward_specs(tmp_path, tiny_model_dir, data, capsys):
     assert "no module named 'nomodule_xyz'" in capsys.readouterr().err
     assert _grpo(tmp_path, tiny_model_dir, data, f"{tmp_path / 'user_rewards.py'}:missing", tmp_path / "b") == 2
     assert "has no attribute 'missing'" in capsys.readouterr().err
+
+
+def test_own_data_defaults_follow_the_data(tmp_path, tiny_model_dir, data, capsys):
+    """Rows with a score column: filtered SFT keeps those >= data.success_threshold (the threshold's
+    default), says how many it kept, and config.json records what was used (no data.task)."""
+    run = tmp_path / "rows"
+    assert main(["train", "method=filtered_sft", f"model.path={tiny_model_dir}", f"data.path={data}",
+                 f"output_dir={run}", "optim.steps=1", "--no-progress"]) == 0, capsys.readouterr().err
+    assert "[filtered_sft] kept 12 of 24 sequences (reward >= offline.threshold = 1)" in capsys.readouterr().out
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["offline"]["threshold"] == 1.0 and cfg["data"]["task"] is None
+    assert cfg["resolved"]["data_source"] == "file"
+    # with data.reward (and whatever the rows carry), it samples the model and scores the samples
+    (tmp_path / "user_rewards.py").write_text(REWARDS)
+    run2 = tmp_path / "sampled"
+    assert main(["train", "method=filtered_sft", f"model.path={tiny_model_dir}", f"data.path={data}",
+                 f"data.reward={tmp_path / 'user_rewards.py'}:constant", "data.base_samples_per_prompt=2",
+                 f"output_dir={run2}", "optim.steps=1", "data.max_new_tokens=3", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"\[filtered_sft\] kept (\d+) of \1 sequences \(reward >= offline.threshold = 1\)", out)
+    cfg2 = json.loads((run2 / "config.json").read_text())
+    assert cfg2["resolved"]["data_source"] == "base_samples" and cfg2["offline"]["threshold"] == 1.0
+
+
+def test_the_card_game_keeps_its_own_threshold(tmp_path, tiny_model_dir):
+    from reweightlab.tasks.generalpoints.task import REWARD_CORRECT
+    from reweightlab.train.config import load_config
+    from reweightlab.train.loop import setup
+
+    cfg = load_config(None, ["method=filtered_sft", f"model.path={tiny_model_dir}", f"output_dir={tmp_path / 'r'}"])
+    assert cfg.offline.threshold is None
+    s = setup(cfg, progress=False)
+    try:
+        assert s.cfg.offline.threshold == float(REWARD_CORRECT)
+        assert json.loads((s.run_dir / "config.json").read_text())["offline"]["threshold"] == float(REWARD_CORRECT)
+    finally:
+        s.lock.release()

@@ -109,7 +109,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class OfflineConfig:
-    threshold: float = _f(5.0, "filtered SFT / iw-SFT: keep samples with reward >= threshold")
+    threshold: float | None = _f(None, "filtered SFT / iw-SFT: keep samples with reward >= threshold (default: "
+                                       "the task's success score; data.success_threshold for a data file)")
     quality_thresholds: tuple[float, ...] = _f(
         (), "SFT(Q): increasing score thresholds c_1 < ... < c_C; weight = number cleared (S > c_i)"
     )
@@ -191,8 +192,10 @@ class TrainConfig:
             return self.data.source
         if self.method_record.source == "search":  # samples of data.path's prompts, then search
             return "search"
-        if self.data.path:  # 'file': the rows of data.path (their completions, and scores where needed)
-            return "file"
+        if self.data.path:
+            if self.method_record.needs_scores and self.data.reward:  # sample the model, score with data.reward
+                return "base_samples"
+            return "file"  # the rows of data.path: their completions, and their score column where needed
         return self.method_record.source
 
     def resolved_adv_std(self) -> str:
@@ -202,8 +205,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
-        """The run's config.json: every setting, and under 'resolved' what the 'auto' ones and beta mean."""
-        return json.dumps({**self.to_dict(), "resolved": self.resolved()}, indent=2, sort_keys=False)
+        """The run's config.json: every setting, and under 'resolved' what the 'auto' ones and beta mean.
+        With data.path the file is the task: data.task is recorded as null, not the unused default."""
+        out = self.to_dict()
+        if self.data.path:
+            out["data"]["task"] = None
+        return json.dumps({**out, "resolved": self.resolved()}, indent=2, sort_keys=False)
 
     def resolved(self) -> dict:
         out: dict = {"data_source": self.resolved_source()}

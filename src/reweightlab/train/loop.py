@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -108,6 +109,8 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     # Everything that can fail on bad input (task name, model folder) runs before the run folder
     # is created, so a mistyped path leaves nothing behind.
     task = get_task(cfg.data.task) if not cfg.data.path else user_data.open_data_task(cfg)
+    if cfg.offline.threshold is None and cfg.method_record.needs_scores:  # the task's own success score
+        cfg = dataclasses.replace(cfg, offline=dataclasses.replace(cfg.offline, threshold=float(task.success_score)))
     dist = make_distributed(cfg.model.device, cfg.dist.strategy, resolve_device(cfg.model.device))
     device = dist.device  # under accelerate launch: this process's own device
     if dist.world_size > 1 and cfg.dist.strategy == "fsdp" and cfg.resolved_source() != "solver":
@@ -342,7 +345,11 @@ def gather_store(store: SequenceStore, dist, pad_id: int) -> SequenceStore:
 
 def _run_offline(s: Setup, progress: bool, log, base_samples, base_problems) -> None:
     cfg, method = s.cfg, s.cfg.method_record
-    store, draw = method.prepare(offline_data(s, progress, base_samples, base_problems, log), cfg.offline)
+    data = offline_data(s, progress, base_samples, base_problems, log)
+    store, draw = method.prepare(data, cfg.offline)
+    if "offline.threshold" in method.settings:
+        log(f"[{cfg.method}] kept {len(store)} of {len(data)} sequences (reward >= offline.threshold = "
+            f"{cfg.offline.threshold:g})")
     if method.needs_reference:  # once per dataset (pi_ref is frozen), cached in the run folder
         store = store.replace(logp_ref_NT=reference_logp(
             s.run_dir, store, s.ref, sequences_per_microbatch=cfg.optim.sequences_per_microbatch,

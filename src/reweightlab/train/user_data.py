@@ -31,13 +31,10 @@ def open_data_task(cfg, log=print) -> DatasetTask:
         d.path, reward=d.reward or None, success_threshold=d.success_threshold, reward_timeout=d.reward_timeout,
         reward_on_error=d.reward_on_error, need_completion=cfg.resolved_source() == "file", log=log,
     )
-    if cfg.resolved_source() == "file" and cfg.method_record.needs_scores:
-        if task.score_field is None and task.runner is None:
-            raise RewardError(f"method '{cfg.method}' trains on scores: the rows of {d.path} carry no "
-                              "reward/score/quality field, so set data.reward to score them")
-        if task.score_field is not None and d.reward:
-            raise RewardError(f"config key 'data.reward' does nothing: the rows of {d.path} carry "
-                              f"'{task.score_field}', which {cfg.method} trains on")
+    if cfg.resolved_source() == "file" and cfg.method_record.needs_scores and task.score_field is None:
+        raise RewardError(f"method '{cfg.method}' trains on scores: the rows of {d.path} carry no "
+                          "reward/score/quality field; set data.reward to sample the model on the file's prompts "
+                          "and score its samples, or add a score field to the rows")
     if cfg.method_record.weight_field:  # every row checked now, before anything is written
         row_weights(task, cfg.method_record.weight_field)
     return task
