@@ -44,11 +44,16 @@ def _cmd_train(args) -> None:
         config = None
     cfg = load_config(config, overrides)
     from reweightlab.recipes.pretrain import resolve_model_path
-    from reweightlab.train.loop import check_run_dir, train
+    from reweightlab.train.loop import check_run_dir, overwrite_run_dir, train
 
-    check_run_dir(cfg.output_dir)  # before building the embedded model, which can take minutes
+    if args.resume and args.overwrite:
+        raise SystemExit("error: --resume continues the run in output_dir and --overwrite replaces it: choose one")
+    if args.overwrite:
+        overwrite_run_dir(cfg.output_dir)
+    if not args.resume:
+        check_run_dir(cfg.output_dir)  # before building the embedded model, which can take minutes
     model_dir = resolve_model_path(cfg.model.path, progress=not args.no_progress)
-    run_dir = train(cfg, progress=not args.no_progress, model_dir=model_dir)
+    run_dir = train(cfg, progress=not args.no_progress, model_dir=model_dir, resume=args.resume)
     print(f"run folder: {run_dir} (final model in {run_dir / 'final'})")
 
 
@@ -124,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config", nargs="?", help="config file (.yaml, .yml or .toml)")
     tr.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-4 rl.kl_beta=0.05")
     tr.add_argument("--help-config", action="store_true", help="list every config key with default and meaning")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue the run in output_dir from its last checkpoint (same settings; checkpoint_every)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace output_dir if it holds an earlier reweightlab run (never any other folder)")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(func=_cmd_train)
 

@@ -131,6 +131,40 @@ def remove_temporaries(folder: str | Path, pid: int | None = None) -> list[Path]
     return found
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Debris of a process that was killed (SIGKILL, power loss) in the middle of an atomic write in
+    ``folder`` or below: its ``.NAME.tmp-PID`` is removed; its ``.NAME.old-PID`` (the earlier copy,
+    moved aside in the instant before the new one took its name) is put back when NAME is missing,
+    else removed. Entries of live processes are left alone. Returns what was cleaned."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cleaned = []
+    for p in sorted(folder.rglob(".*")):
+        m = _re.fullmatch(r"\.(.+)\.(tmp|old)-(\d+)", p.name)
+        if m is None or _pid_alive(int(m.group(3))):
+            continue
+        dest = p.with_name(m.group(1))
+        if m.group(2) == "old" and not dest.exists():
+            os.rename(p, dest)
+        elif p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        cleaned.append(p)
+    return cleaned
+
+
 def _describe(entries: list[Path]) -> str:
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in entries)
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
@@ -181,9 +215,12 @@ class FolderLock:
     def __init__(self, folder: str | Path, key: str) -> None:
         self.folder, self.key, self._fd = Path(folder), key, None
 
-    def acquire(self) -> FolderLock:
+    def acquire(self, existing: bool = False) -> FolderLock:
+        """``existing``: the folder is this run's own from an earlier start (a resume): it is locked
+        but not required to be empty."""
         self._refuse_if_locked()
-        check_new_folder(self.folder, self.key)
+        if not existing:
+            check_new_folder(self.folder, self.key)
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / LOCK_NAME
         if fcntl is None:  # pragma: no cover
@@ -197,7 +234,8 @@ class FolderLock:
                 raise self._in_use(fd)
         self._fd = fd
         try:
-            check_new_folder(self.folder, self.key)  # it may have been filled while we took the lock
+            if not existing:
+                check_new_folder(self.folder, self.key)  # it may have been filled while we took the lock
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         except BaseException:

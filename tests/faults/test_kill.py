@@ -1,7 +1,8 @@
 """Fault injection: a tiny training run in a child process is sent SIGINT, SIGTERM or SIGKILL at a
 random moment of a training step, of a checkpoint write or of a reward call; then what it left is
 checked. Whatever the signal: every checkpoint under its real name loads (strictly), no process of
-the run outlives it, and a new run continues from the last checkpoint. For the signals a program can
+the run outlives it, and ``--resume`` takes the run from its last checkpoint to the end, each step
+logged once, the killed start's debris removed. For the signals a program can
 catch (INT, TERM): the exit code says which, stderr has one line and no traceback, and no temporary
 or lock file remains. SIGKILL cannot be caught: what it may leave is a hidden ``.NAME.tmp-PID``
 folder, never a half-written folder under a real name, and no lock that blocks anything.
@@ -54,11 +55,12 @@ def _start(point: str, model_dir: Path, tmp: Path, out: Path) -> subprocess.Pope
     if point == "reward":
         (tmp / "fault_reward.py").write_text(REWARD)
         args = ["method=grpo", f"data.reward={tmp / 'fault_reward.py'}:slow", "rl.prompts_per_step=2",
-                "rl.samples_per_prompt=2", "data.max_new_tokens=4", "optim.steps=200", "checkpoint_every=2"]
+                "rl.samples_per_prompt=2", "data.max_new_tokens=4", "optim.steps=8", "checkpoint_every=1"]
     else:
-        args = ["method=sft", "optim.steps=400", "optim.sequences_per_step=4", "checkpoint_every=1"]
+        args = ["method=sft", "optim.steps=150", "optim.sequences_per_step=4", "checkpoint_every=1"]
     cmd = [sys.executable, "-m", "reweightlab.cli", "train", f"model.path={model_dir}", f"data.path={data}",
            f"output_dir={out}", *args, "--no-progress"]
+    (tmp / "cmd.json").write_text(json.dumps(cmd))
     # stderr to a file, not a pipe: a process that outlived the run would hold a pipe open
     with open(tmp / "stderr.txt", "w") as log:
         proc = subprocess.Popen(cmd, env=_env(tmp), stdout=subprocess.DEVNULL, stderr=log)
@@ -158,13 +160,14 @@ def test_a_signal_at_a_random_moment_leaves_only_loadable_checkpoints(point, sig
         assert load_model(ckpt) is not None
         assert (ckpt / "tokenizer_config.json").is_file()
 
-    if ckpts:  # and a new run continues from the last one
-        again = tmp_path / "again"
-        done = subprocess.run(
-            [sys.executable, "-m", "reweightlab.cli", "train", "method=sft", f"model.path={ckpts[-1]}",
-             f"data.path={tmp_path / 'rows.jsonl'}", f"output_dir={again}", "optim.steps=1", "--no-progress"],
-            env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    if ckpts:  # and the run resumes from its last checkpoint, to the end
+        (tmp_path / "spin").unlink(missing_ok=True)
+        cmd = json.loads((tmp_path / "cmd.json").read_text())
+        done = subprocess.run(cmd + ["--resume"], env=_env(tmp_path), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert load_model(again / "final") is not None
+        assert load_model(out / "final") is not None
+        assert sorted(p.relative_to(out).as_posix() for p in out.rglob(".*")) == []  # the killed run's debris too
+        steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(1, steps[-1] + 1))  # each step once: cut back to the checkpoint, then on
     else:
         assert point == "reward", "the signal came after the first checkpoint"

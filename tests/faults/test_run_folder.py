@@ -154,3 +154,22 @@ def test_pretrain_out_never_replaces_a_model_folder(tiny_model_dir, tmp_path, ca
     before = _digest(model)
     assert main(["pretrain", "--quick", "--steps", "1", "--out", str(model), "--no-progress"]) == 2
     assert "--out" in _errors(capsys)[0] and _digest(model) == before
+
+
+def test_stale_temporaries_of_dead_processes_are_cleaned_and_an_old_copy_put_back(tmp_path):
+    import subprocess
+    import sys
+
+    from reweightlab.files import remove_stale_temporaries
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    ck = tmp_path / "checkpoints"
+    (ck / f".step-000004.tmp-{dead}").mkdir(parents=True)  # killed while writing step 4
+    (ck / f".step-000002.old-{dead}").mkdir()  # killed between moving step 2 aside and renaming the new one
+    (ck / f".step-000002.old-{dead}" / "model.safetensors").write_text("w")
+    (ck / f".step-000006.tmp-{os.getpid()}").mkdir()  # a live process's write: not ours to touch
+    cleaned = remove_stale_temporaries(tmp_path)
+    assert len(cleaned) == 2
+    assert sorted(p.name for p in ck.iterdir()) == [f".step-000006.tmp-{os.getpid()}", "step-000002"]
+    assert (ck / "step-000002" / "model.safetensors").read_text() == "w"

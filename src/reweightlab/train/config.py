@@ -30,6 +30,8 @@ _FILE = {"needs": "data.path", "why": "(a .jsonl or .parquet file)"}
 @dataclass(frozen=True)
 class ModelConfig:
     path: str = _f("embedded", "a save_pretrained folder of any causal LM, or 'embedded' for the default")
+    ref_path: str = _f("", "the frozen reference pi_ref of the KL penalty and iw-SFT: a model folder; '' = the "
+                           "starting model (model.path), even when that is a checkpoint of another run")
     dtype: Literal["float32", "bfloat16", "auto"] = _f(
         "float32", "parameter dtype; 'auto' = bfloat16 on a CUDA device that supports it, else float32 "
         "(log-probs are always computed in float32)",
@@ -295,6 +297,8 @@ def validate(cfg: TrainConfig, user_keys: set[str]) -> None:
             raise ConfigError(f"config key '{key}': must be >= 1, got {v}")
     for key, lo, hi, lo_open in _RANGES:
         _check_range(key, value_at(cfg, key), lo=lo, hi=hi, lo_open=lo_open)
+    if cfg.model.ref_path and not cfg.method_record.needs_reference:
+        raise ConfigError(f"config key 'model.ref_path' does nothing for method '{cfg.method}': it has no reference")
     if cfg.checkpoint_every < 0:
         raise ConfigError(f"config key 'checkpoint_every': must be >= 0, got {cfg.checkpoint_every}")
     if cfg.optim.warmup_steps < 0 or cfg.optim.warmup_steps >= cfg.optim.steps:

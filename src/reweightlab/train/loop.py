@@ -29,6 +29,7 @@ from reweightlab.files import (
     FolderLock,
     StorageError,
     check_new_folder,
+    remove_stale_temporaries,
     remove_temporaries,
     write_text_atomic,
 )
@@ -48,6 +49,7 @@ from reweightlab.train.config import TrainConfig
 from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_distributed
 from reweightlab.train.metrics import MetricsWriter, NullMetrics
 from reweightlab.train.refcache import reference_logp
+from reweightlab.train.resume import STATE_NAME, ResumeError, ResumePoint, cut_metrics, find_resume_point, write_state
 from reweightlab.train.search_data import search_augmented
 from reweightlab.train.step import NonFiniteError, accumulated_step, make_optimizer, make_scheduler
 
@@ -90,6 +92,9 @@ class Setup:
     step: int = 0  # the optimizer step (offline) or batch (RL) being taken, 0-based
     created: bool = False  # setup created the run folder
     lock: FolderLock | None = None  # held by the main process from the folder's creation to the run's end
+    resume: ResumePoint | None = None  # --resume: the checkpoint and trainer state to continue from
+    start_policy: PreTrainedModel | None = None  # the model the run started from (offline data are its samples)
+    ref_source: str = ""  # where pi_ref came from, for the log
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -101,16 +106,54 @@ def check_run_dir(path: str | Path) -> Path:
         raise RunFolderError(str(exc)) from None
 
 
-def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Setup:
+def overwrite_run_dir(path: str | Path) -> bool:
+    """--overwrite: remove ``path`` if it holds a reweightlab training run and nothing else (its
+    config.json, metrics, checkpoints, final model, reference cache, lock); a folder with anything
+    else, or one another run holds, is refused. Returns whether something was removed."""
+    import shutil
+
+    from reweightlab.files import LOCK_NAME
+    from reweightlab.train.refcache import CACHE_NAME
+
+    run_dir = Path(path)
+    if not str(path).strip():
+        raise RunFolderError("output_dir is empty: name the folder the run should create")
+    if not run_dir.exists():
+        return False
+    if not run_dir.is_dir():
+        raise RunFolderError(f"--overwrite: output_dir {run_dir} is a file, not a run folder")
+    ours = {*RUN_FILES, "checkpoints", "final", CACHE_NAME, LOCK_NAME}
+    names = {p.name for p in run_dir.iterdir() if not (p.name.startswith(".") and ".tmp-" in p.name)}
+    foreign = sorted(names - ours)
+    saved = run_dir / "config.json"
+    is_run = saved.is_file() and '"method"' in saved.read_text(errors="replace")
+    if foreign or (names - {LOCK_NAME} and not is_run):
+        raise RunFolderError(f"--overwrite replaces only an earlier reweightlab run; {run_dir} holds "
+                             f"{', '.join(foreign) if foreign else 'no run config.json'}, which it did not write")
+    lock = FolderLock(run_dir, "output_dir")
+    try:
+        lock._refuse_if_locked()
+    except FolderError as exc:
+        raise RunFolderError(str(exc)) from None
+    shutil.rmtree(run_dir)
+    return True
+
+
+def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None, resume: bool = False) -> Setup:
     torch.set_flush_denormal(True)  # denormals made CPU AdamW ~300x slower (DESIGN.md)
     torch.manual_seed(cfg.seed)
-    run_dir = check_run_dir(cfg.output_dir)
+    run_dir = Path(cfg.output_dir) if resume else check_run_dir(cfg.output_dir)
     created = not run_dir.exists()  # a run removes only what it made itself
     # Everything that can fail on bad input (task name, model folder) runs before the run folder
     # is created, so a mistyped path leaves nothing behind.
     task = get_task(cfg.data.task) if not cfg.data.path else user_data.open_data_task(cfg)
     if cfg.offline.threshold is None and cfg.method_record.needs_scores:  # the task's own success score
         cfg = dataclasses.replace(cfg, offline=dataclasses.replace(cfg.offline, threshold=float(task.success_score)))
+    point = None
+    if resume:
+        if cfg.model.lora_rank > 0:
+            raise ResumeError("--resume does not support LoRA runs yet (their checkpoints hold merged weights)")
+        point = find_resume_point(run_dir, cfg.to_json())
     dist = make_distributed(cfg.model.device, cfg.dist.strategy, resolve_device(cfg.model.device))
     device = dist.device  # under accelerate launch: this process's own device
     if dist.world_size > 1 and cfg.dist.strategy == "fsdp" and cfg.resolved_source() != "solver":
@@ -121,24 +164,45 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     tok = load_tokenizer(path)
     if cfg.data.path:  # the file's conversations render with this tokenizer's chat template
         user_data.bind_tokenizer(task, tok, cfg)
-    policy = load_model(path, dtype=resolve_dtype(cfg.model.dtype, device), device=device)
+    if point is not None and dist.world_size > 1 and cfg.dist.strategy == "fsdp":
+        raise ResumeError("--resume does not support dist.strategy=fsdp (its optimizer state is sharded)")
+    dtype = resolve_dtype(cfg.model.dtype, device)
+    policy = load_model(point.checkpoint if point else path, dtype=dtype, device=device)
     policy = prepare_for_training(policy, cfg.model)  # gradient checkpointing, LoRA
     policy.train()
-    ref = None
-    if cfg.method_record.needs_reference:  # pi_ref is frozen: the starting checkpoint, never refreshed
-        ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
+    ref, ref_source = None, ""
+    if cfg.method_record.needs_reference:  # pi_ref is frozen, never refreshed
+        # model.ref_path, else the starting model: a resumed run's policy is its checkpoint, its pi_ref
+        # still the model the run started from
+        ref_path = cfg.model.ref_path or (path if point is not None else "")
+        if ref_path:
+            ref = load_model(ref_path, dtype=dtype, device=device).eval().requires_grad_(False)
+            if ref.get_output_embeddings().weight.shape != policy.get_output_embeddings().weight.shape:
+                raise ValueError(f"config key 'model.ref_path': {ref_path} has another vocabulary than {path}")
+            ref_source = ref_path if cfg.model.ref_path else f"{path} (the starting model)"
+        else:
+            ref = frozen_reference(policy)  # under LoRA: the policy with adapters disabled, no copy
+            ref_source = f"{path} (the starting model; model.ref_path sets another)"
+    start_policy = policy  # resumed, offline samples still come from the model the run started from
+    if point is not None and cfg.resolved_source() in ("base_samples", "search"):
+        start_policy = ref if ref is not None and not cfg.model.ref_path else \
+            load_model(path, dtype=dtype, device=device).eval().requires_grad_(False)
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
     if cfg.resolved_source() not in ("file", "solver"):  # sampled: prompt + every attempt must fit
         check_prompts_fit(task, problems, tok, context_length(policy.config),
                           cfg.data.max_new_tokens * (cfg.rl.revision_attempts if cfg.is_rl else 1))
     lock = None
     if dist.is_main:  # one process writes the run folder; the others only train
-        try:
-            lock = FolderLock(run_dir, "output_dir").acquire()  # checks the folder again, under the lock
+        try:  # checks the folder again, under the lock (a resumed run's folder is its own)
+            lock = FolderLock(run_dir, "output_dir").acquire(existing=point is not None)
         except FolderError as exc:
             raise RunFolderError(str(exc)) from None
         try:
-            write_text_atomic(run_dir / "config.json", cfg.to_json())
+            if point is None:
+                write_text_atomic(run_dir / "config.json", cfg.to_json())
+            else:  # the steps after the checkpoint are taken again; a killed start's debris goes
+                cut_metrics(run_dir / "metrics.jsonl", point.step)
+                remove_stale_temporaries(run_dir)
             metrics = MetricsWriter(run_dir / "metrics.jsonl")
         except BaseException:
             lock.release()
@@ -149,7 +213,8 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None) -> Set
     dist.barrier()
     engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine,
-                 dist=dist, train_model=dist.wrap(policy), created=created, lock=lock)
+                 dist=dist, train_model=dist.wrap(policy), created=created, lock=lock, resume=point,
+                 ref_source=ref_source, start_policy=start_policy)
 
 
 def check_prompts_fit(task, problems, tokenizer, context: int | None, new_tokens: int) -> None:
@@ -169,7 +234,7 @@ def _remove_if_empty(folder: Path, created: bool) -> None:
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=print,
-          model_dir: str | None = None, base_problems=None) -> Path:
+          model_dir: str | None = None, base_problems=None, resume: bool = False) -> Path:
     """Run one method end to end; returns the run folder (final model in run_dir/final).
 
     ``model_dir``: the folder of the starting model when ``model.path`` is 'embedded' (the caller
@@ -178,9 +243,14 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
     shares one set between methods); ``base_problems``: the problems they were drawn for, prompt by
     prompt (search_sft searches the ones no sample solved).
     """
-    s = setup(cfg, progress, model_dir)
+    s = setup(cfg, progress, model_dir, resume=resume)
     if not s.dist.is_main:  # one process speaks for all
         log, progress = (lambda *_: None), False
+    if s.ref_source:
+        log(f"[{cfg.method}] reference pi_ref (KL / importance weights): {s.ref_source}")
+    if s.resume is not None:
+        log(f"[resume] continuing {s.run_dir} from {s.resume.checkpoint.name} (step {s.resume.step} of "
+            f"{cfg.optim.steps}): weights, optimizer, schedule and random state")
     elif s.dist.world_size > 1:
         log(f"data parallel: {s.dist.world_size} processes ({cfg.dist.strategy}); each trains its share of "
             "every step's sequences (offline) or prompts (RL)")
@@ -254,13 +324,20 @@ def _discard_untrained(s: Setup) -> bool:
     return True
 
 
-def _maybe_checkpoint(s: Setup, step: int) -> None:
+def _maybe_checkpoint(s: Setup, step: int, state=None) -> None:
+    """Every checkpoint_every steps: the model and (``state()``: what the loop needs to go on) the
+    trainer state that --resume reads (train/resume.py)."""
     every = s.cfg.checkpoint_every
     if every and (step + 1) % every == 0:
-        _save(s, s.run_dir / "checkpoints" / f"step-{step + 1:06d}")
+        files = None
+        sharded = s.dist.world_size > 1 and s.cfg.dist.strategy == "fsdp"  # its optimizer state is per process
+        if state is not None and s.dist.is_main and not sharded:
+            parts = {"step": step + 1, "torch_rng": torch.get_rng_state(), **state()}
+            files = {STATE_NAME: lambda path: write_state(path, **parts)}
+        _save(s, s.run_dir / "checkpoints" / f"step-{step + 1:06d}", extra_files=files)
 
 
-def _save(s: Setup, dest: Path, extra: dict | None = None) -> None:
+def _save(s: Setup, dest: Path, extra: dict | None = None, extra_files: dict | None = None) -> None:
     """Rank 0 writes; every process joins the gather of full weights (needed under FSDP). A model
     with a non-finite weight is never written (NonFiniteError): the step checks make that a
     last line of defence."""
@@ -270,7 +347,7 @@ def _save(s: Setup, dest: Path, extra: dict | None = None) -> None:
     state_dict = s.dist.full_state_dict(s.train_model)
     if s.dist.is_main:
         save_model_atomic(s.policy, s.tokenizer, dest, extra=extra, merge_lora=s.cfg.model.merge_lora,
-                          state_dict=state_dict)
+                          state_dict=state_dict, extra_files=extra_files)
     s.dist.barrier()
 
 
@@ -321,8 +398,10 @@ def _sample_reference(s: Setup, progress: bool) -> SequenceStore:
     if len(s.problems) < s.dist.world_size:
         raise ValueError(f"data.num_prompts ({len(s.problems)}) cannot be shared by {s.dist.world_size} processes")
     first, stop = s.dist.shard(len(s.problems))
+    engine = s.engine if s.start_policy is s.policy else HFRolloutEngine(
+        s.start_policy, eos_token_id=s.tokenizer.eos_token_id, pad_token_id=s.tokenizer.pad_token_id)
     local = sample_and_score(
-        s.engine, s.task, s.problems[first:stop], s.tokenizer, samples_per_prompt=cfg.data.base_samples_per_prompt,
+        engine, s.task, s.problems[first:stop], s.tokenizer, samples_per_prompt=cfg.data.base_samples_per_prompt,
         max_new_tokens=cfg.data.max_new_tokens, progress=progress,
         prompt_seeds=[_prompt_seed(cfg.seed, -1, i) for i in range(first, stop)],
     ).store
@@ -367,7 +446,23 @@ def _run_offline(s: Setup, progress: bool, log, base_samples, base_problems) -> 
     opt, sched = _optimizer(s, total_steps=cfg.optim.steps)
     gen = torch.Generator().manual_seed(cfg.seed)  # same draw on every process; each trains its slice
     pool = draw if draw is not None else torch.arange(len(store))
-    for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
+    start = 0
+    if s.resume is not None:
+        st = s.resume.state
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        gen.set_state(st["gen"])
+        torch.set_rng_state(st["torch_rng"])
+        if ema is not None:
+            ema.load_state_dict(st["ema"])
+        start = s.resume.step
+
+    def state():
+        return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "gen": gen.get_state(),
+                **({"ema": ema.state_dict()} if ema is not None else {})}
+
+    for step in tqdm(range(start, cfg.optim.steps), desc=cfg.method, disable=not progress, initial=start,
+                     total=cfg.optim.steps):
         s.step = step
         t0 = time.perf_counter()
         pick = pool[torch.randint(len(pool), (cfg.optim.sequences_per_step,), generator=gen)]
@@ -391,7 +486,7 @@ def _run_offline(s: Setup, progress: bool, log, base_samples, base_problems) -> 
         _log_step(s, step, stats, {"tokens_per_s": batch.completion_tokens() / dt,
                                    "total_tokens_per_s": int(batch.total_len_N.sum()) / dt,
                                    "time_training": dt, "lr": sched.get_last_lr()[0]})
-        _maybe_checkpoint(s, step)
+        _maybe_checkpoint(s, step, state)
 
 
 def _optimizer(s: Setup, total_steps: int):
@@ -438,7 +533,21 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
     opt, sched = _optimizer(s, total_steps=updates)
     rng = random.Random(cfg.seed)
     flat = 0  # batches whose every advantage was 0
-    for step in tqdm(range(cfg.optim.steps), desc=cfg.method, disable=not progress):
+    start = 0
+    if s.resume is not None:
+        st = s.resume.state
+        opt.load_state_dict(st["optimizer"])
+        sched.load_state_dict(st["scheduler"])
+        version, internal, gauss = st["rng"]
+        rng.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(st["torch_rng"])
+        flat, start = int(st["flat"]), s.resume.step
+
+    def state():
+        return {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "rng": rng.getstate(), "flat": flat}
+
+    for step in tqdm(range(start, cfg.optim.steps), desc=cfg.method, disable=not progress, initial=start,
+                     total=cfg.optim.steps):
         s.step = step
         batch_problems = [s.problems[i] for i in rng.sample(range(len(s.problems)), min(P, len(s.problems)))]
         t0 = time.perf_counter()
@@ -461,7 +570,7 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
         }
         flat += int(episodes["adv_all_zero"])
         _log_step(s, step, stats, extra)
-        _maybe_checkpoint(s, step)
+        _maybe_checkpoint(s, step, state)
     if flat:
         log(flat_batches_warning(cfg, flat))
 

@@ -20,8 +20,9 @@ def search_augmented(s, sampled: SequenceStore, problems: list, log) -> Sequence
     unsolved = (~success_PG.any(1)).nonzero().flatten().tolist()
     budget = s.cfg.search
     t0 = time.perf_counter()
-    # at step 0 the policy is the reference: the search runs in pi_ref's own distribution
-    found = verifier_guided_search(s.policy, s.tokenizer, s.task, [problems[i] for i in unsolved],
+    # the model the run started from (the policy at step 0, also when resumed): pi_ref's own distribution
+    start = s.start_policy if s.start_policy is not None else s.policy
+    found = verifier_guided_search(start, s.tokenizer, s.task, [problems[i] for i in unsolved],
                                    budget=budget, device=s.device) if unsolved else None
     wins = sampled.select(sampled.success_N.nonzero().flatten()).replace(logp_sampler_NT=None)
     texts = [t for t in (found.solution_P if found else []) if t is not None]
