@@ -195,7 +195,7 @@ def test_rl_with_revision_trains_on_episodes_with_per_episode_advantages(feedbac
                             "rl": {"prompts_per_step": 4, "samples_per_prompt": 4, "revision_attempts": 2}})
     s = setup(cfg, progress=False)
     batch, rewards_PG, episodes = _rl_batch(s, s.problems[:4], step=0)
-    assert set(episodes) == {"success_first_attempt", "attempts"} and 1.0 <= episodes["attempts"] <= 2.0
+    assert set(episodes) == {"success_first_attempt", "attempts", "adv_all_zero"} and 1.0 <= episodes["attempts"] <= 2.0
     assert torch.equal(batch.reward_N, rewards_PG.reshape(-1))  # one reward per episode
     torch.testing.assert_close(batch.adv_N, group_advantages(rewards_PG, std_scaling="group").reshape(-1))
     assert batch.loss_mask_NT is not None and batch.completion_tokens() == int(batch.target_mask().sum())

@@ -88,8 +88,8 @@ def test_interrupt_leaves_last_checkpoint_readable(tiny_model_dir, tmp_path, mon
     cfg = load_config(None, _overrides("sft", tiny_model_dir, out, steps=5) + ["checkpoint_every=1"])
     real = loop._maybe_checkpoint
 
-    def interrupt_after_two(s, step):
-        real(s, step)
+    def interrupt_after_two(s, step, state=None):
+        real(s, step, state)
         if step == 1:
             raise KeyboardInterrupt
 

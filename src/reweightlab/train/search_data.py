@@ -21,7 +21,7 @@ def search_augmented(s, sampled: SequenceStore, problems: list, log) -> Sequence
     budget = s.cfg.search
     t0 = time.perf_counter()
     # the model the run started from (the policy at step 0, also when resumed): pi_ref's own distribution
-    start = s.start_policy if s.start_policy is not None else s.policy
+    start = getattr(s, "start_policy", None) or s.policy
     found = verifier_guided_search(start, s.tokenizer, s.task, [problems[i] for i in unsolved],
                                    budget=budget, device=s.device) if unsolved else None
     wins = sampled.select(sampled.success_N.nonzero().flatten()).replace(logp_sampler_NT=None)
