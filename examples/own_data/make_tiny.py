@@ -12,7 +12,11 @@ import random
 import sys
 from pathlib import Path
 
+from transformers.utils import logging as hf_logging
+
 from reweightlab.models import EmbeddedSpec, build_char_tokenizer, build_embedded_model
+
+hf_logging.disable_progress_bar()  # no per-file bar for a 100 kB model
 
 
 def main(out: Path) -> None:

@@ -113,10 +113,19 @@ def _add_study_parser(sub, name: str, help_: str) -> None:
     de.set_defaults(func=_cmd_demo)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line. ``command``: the subcommand about to be parsed (``main`` passes it);
+    the probe's flags, generated from its settings, import torch, so they are added only when that
+    is ``probe`` or unknown (None): ``reweightlab --help`` and the other commands start in well
+    under a second."""
     p = argparse.ArgumentParser(prog="reweightlab", description="SFT and RL as reweighting of a reference model.")
     p.add_argument("--version", action="version", version=f"reweightlab {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--verbose", action="store_true", help="show third-party warnings and per-file progress bars "
+                   "(transformers, torch), hidden by default; accepted anywhere on the command line")
+    # every subcommand's --help shows its defaults
+    sub = p.add_subparsers(dest="command", required=True,
+                           parser_class=lambda **kw: argparse.ArgumentParser(
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kw))
 
     pt = sub.add_parser("pretrain", help="build the embedded GeneralPoints base model (cached)")
     pt.add_argument("--quick", action="store_true", help="the small quick-demo base (150 steps)")
@@ -150,9 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
                                       "KL to the base, free-energy gap; writes probe.json + probe_prompts.jsonl",
                         description="Settings come from --config FILE, then KEY=VALUE overrides, then the flags "
                                     "below (each flag is a config key; its help and default follow).")
-    from reweightlab.probe.command import add_probe_arguments
+    if command in (None, "probe"):
+        from reweightlab.probe.command import add_probe_arguments
 
-    add_probe_arguments(pr)  # every flag generated from ProbeSettings' fields (reweightlab.config)
+        add_probe_arguments(pr)  # every flag generated from ProbeSettings' fields (reweightlab.config)
     pr.set_defaults(func=_cmd_probe)
 
     rp = sub.add_parser("report", help="one self-contained HTML page (table, pass@k, training curves, regime "
@@ -163,8 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     from reweightlab.control.command import add_control_parser
 
-    add_control_parser(sub)  # `reweightlab control collect|run`
+    add_control_parser(sub, full=command in (None, "control"))  # `reweightlab control collect|run`
     return p
+
+
+def _quiet_third_parties() -> None:
+    """Library warnings (a transformers FutureWarning about an argument name, torch's notes) and
+    per-file load/save bars say nothing about the run: hidden unless --verbose. Our own warnings are
+    printed lines, not ``warnings``, so they stay."""
+    import warnings
+
+    for module in ("transformers", "torch", "accelerate", "peft", "huggingface_hub", "safetensors"):
+        warnings.filterwarnings("ignore", module=module)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
 
 
 class Terminated(KeyboardInterrupt):
@@ -208,12 +232,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command is not None else "").parse_args(argv)  # --help ends here, fast
+    if not verbose:
+        _quiet_third_parties()
+    from transformers.utils import logging as hf_logging
+
     from reweightlab.config import ConfigError
     from reweightlab.files import StorageError, storage_reason
     from reweightlab.models import ModelLoadError
-
-    args = build_parser().parse_args(argv)
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # per-file load/save bars drown ours; we show progress per stage
     from reweightlab.files import FolderError
@@ -242,6 +272,9 @@ def _main(argv: list[str] | None) -> int:
     user_errors += (ControlError,)
     try:
         args.func(args)
+    except BrokenPipeError:  # `reweightlab ... | head`: the reader left; nothing is wrong with the run
+        sys.stderr.close()
+        return 0
     except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

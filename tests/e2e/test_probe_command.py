@@ -25,7 +25,7 @@ def trained_dir(tiny_model_dir, tmp_path_factory):
     return path
 
 
-ARGS = ["--task", "digits", "--split", "id", "--num-prompts", "6", "--n", "32", "--k", "1,2,4,32",
+ARGS = ["--task", "digits", "--variant", "id", "--num-prompts", "6", "--n", "32", "--k", "1,2,4,32",
         "--budget-k", "32", "--max-new-tokens", "6", "--keep", "4", "--search-beams", "2", "--search-expand", "2",
         "--no-progress"]
 
@@ -202,7 +202,7 @@ def test_bad_input_one_clear_error_and_nothing_written(case, expect, tiny_model_
         )
         args += ["--trained", str(tmp_path / "vit")]
     elif case == "variant":
-        args += ["--split", "ood"]
+        args += ["--variant", "ood"]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and expect in err[0], err
@@ -212,7 +212,7 @@ def test_bad_input_one_clear_error_and_nothing_written(case, expect, tiny_model_
 def test_seen_and_unseen_prompts_are_reported_apart(tiny_model_dir, trained_dir, tmp_path):
     out = tmp_path / "both"
     assert main(["probe", "--base", str(tiny_model_dir), "--trained", f"t={trained_dir}", "--out", str(out),
-                 "--prompts", "both", *ARGS]) == 0
+                 "--split", "both", *ARGS]) == 0
     summary = json.loads((out / "probe.json").read_text())
     rows = [json.loads(line) for line in (out / "probe_prompts.jsonl").read_text().splitlines()]
     assert [r["split"] for r in rows] == ["train"] * 3 + ["test"] * 3

@@ -15,7 +15,7 @@ from reweightlab.rollout.search import SearchBudget
 
 # every flag the probe had before its flags were generated (README, docs/probe.md and scripts use them)
 OLD_FLAGS = ("--base", "--trained", "--task", "--reward", "--reward-timeout", "--success-threshold", "--chat-template",
-             "--split", "--prompts", "--num-prompts", "--n", "--k", "--budget-k", "--estimator", "--theta-basin",
+             "--variant", "--split", "--num-prompts", "--n", "--k", "--budget-k", "--estimator", "--theta-basin",
              "--delta", "--floor", "--beta", "--betas", "--bootstrap", "--keep-samples", "--no-search",
              "--search-beams", "--search-expand", "--max-new-tokens", "--keep", "--chunk", "--seed", "--device",
              "--out", "--no-progress")
@@ -39,13 +39,13 @@ def test_every_old_flag_is_generated():
 
 
 def test_flags_mean_what_they_meant():
-    cmd, s = _settings(["--base", "B", "--trained", "x=T1", "--trained", "T2", "--split", "ood", "--prompts", "both",
+    cmd, s = _settings(["--base", "B", "--trained", "x=T1", "--trained", "T2", "--variant", "ood", "--split", "both",
                         "--k", "1,2,4", "--budget-k", "64", "--theta-basin", "0.2", "--delta", "0.1",
                         "--floor", "1e-9", "--betas", "0.5,2", "--search-beams", "4", "--search-expand", "3",
                         "--max-new-tokens", "7", "--keep", "8", "--chunk", "100", "--n", "64", "--no-progress",
                         "--keep-samples", "--estimator", "likelihood"])
     assert cmd.base == "B" and cmd.trained == ("x=T1", "T2") and cmd.progress is False
-    assert s == ProbeSettings(variant="ood", prompt_split="both", ks=(1, 2, 4), n=64, keep_per_prompt=8,
+    assert s == ProbeSettings(variant="ood", split="both", ks=(1, 2, 4), n=64, keep_per_prompt=8,
                               thresholds=RegimeThresholds(theta_basin=0.2, budget_K=64, delta=0.1, floor=1e-9),
                               betas=(0.5, 2.0), search=SearchBudget(beam_width=4, expand_top=3, max_new_tokens=7),
                               max_new_tokens=7, chunk_sequences=100, keep_samples=True, estimator="likelihood")
@@ -95,7 +95,7 @@ def test_keep_is_cut_to_n():
         (["--n", "abc"], "config key 'n': expected an integer, got 'abc'"),
         (["--k", "1,x"], "config key 'ks': expected an integer"),
         (["--estimator", "exact"], "config key 'estimator': 'exact' is not one of sampling, likelihood"),
-        (["--prompts", "all"], "config key 'prompt_split': 'all' is not one of test, train, both"),
+        (["--split", "all"], "config key 'split': 'all' is not one of test, train, both"),
         (["nn=3"], "unknown config key 'nn'"),
         (["thresholds.delta=2"], "config section 'thresholds': delta must lie in (0, 1)"),
         (["--search-beams", "0"], "config section 'search': SearchBudget.beam_width must be an int >= 1"),
@@ -123,3 +123,15 @@ def test_python_construction_keeps_its_keywords():
     s = ProbeSettings(task="digits", n=64, ks=(1, 8), thresholds=RegimeThresholds(budget_K=64), search=None, seed=3)
     assert s.search is None and s.thresholds.budget_K == 64 and s.to_dict()["ks"] == [1, 8]
     assert SearchBudget(4, 4, 4) == SearchBudget(beam_width=4, expand_top=4, max_new_tokens=4)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--prompts", "both"], "--prompts is now --split"),
+    (["--split", "ood"], "did you mean --variant ood?"),
+    (["prompt_split=train"], "config key 'prompt_split' is now 'split'"),
+])
+def test_the_old_spellings_point_to_the_new_ones(argv, message, capsys):
+    from reweightlab.cli import main
+
+    assert main(["probe", "--base", "B", *argv, "--no-progress"]) == 2
+    assert message in capsys.readouterr().err

@@ -85,7 +85,7 @@ def _probe(variant: str, scale: float, labels: dict[str, float] | None = None) -
     for i, (label, p1) in enumerate(labels.items()):
         per_model[label] = _model(p1 * scale)
         vs_base[label] = _vs(i, (p1 - 0.125) * scale, clear=label.startswith("grpo"))
-    return {"version": 2, "task": "generalpoints", "variant": variant, "prompt_split": "test", "num_prompts": 4,
+    return {"version": 2, "task": "generalpoints", "variant": variant, "split": "test", "num_prompts": 4,
             "estimator": "sampling", "independence": "each model samples with its own seed",
             "betas": list(BETAS), "settings": {"n": 4, "beta": 1.0},
             "models": {m: f"/elsewhere/{m}" for m in per_model}, "per_model": per_model, "vs_base": vs_base,

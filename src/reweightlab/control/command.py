@@ -35,13 +35,17 @@ def _common(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--config", metavar="FILE", help=_CONFIG_HELP)
 
 
-def add_control_parser(sub) -> None:
+def add_control_parser(sub, full: bool = True) -> None:
+    """``full``: with its subcommands and flags (their settings import torch); else the entry alone, for
+    the top-level help of a call that runs another command."""
+    co = sub.add_parser("control", help="continuous control from offline data: BC, SFT (top 10%%), SFT(Q), "
+                                        "iw-SFT(Q) on gymnasium environments")
+    if not full:
+        return
     from reweightlab.config import add_flags
     from reweightlab.control.collect import CollectSettings
     from reweightlab.control.run import RunSettings
 
-    co = sub.add_parser("control", help="continuous control from offline data: BC, SFT (top 10%%), SFT(Q), "
-                                        "iw-SFT(Q) on gymnasium environments")
     csub = co.add_subparsers(dest="control_command", required=True, parser_class=_OverridesParser)
 
     cc = csub.add_parser("collect", help="build a mixed-quality dataset here (Pendulum-v1: a controller plus "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -75,6 +76,19 @@ def add_probe_arguments(parser) -> None:
     measure = [key for key, _, _ in describe(ProbeSettings)]
     add_flags(parser.add_argument_group("models and output"), ProbeCommand, skip=tuple(measure))
     add_flags(parser.add_argument_group("what is measured, and with which budgets"), ProbeSettings)
+    # the old spellings, refused with a pointer to the new ones (argparse would only say "unrecognized")
+    parser.add_argument("--prompts", dest="_old_prompts", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+RENAMED = ("--split chooses the prompts (test, train or both), as datasets and lm-eval mean a split; the task "
+           "variant (the rule) is --variant")
+
+
+def _refuse_old_spellings(args) -> None:
+    if hasattr(args, "_old_prompts"):
+        raise ConfigError(f"--prompts is now --split ({RENAMED})")
+    if getattr(args, "split", None) not in (None, *PROMPT_SPLITS):
+        raise ConfigError(f"--split {args.split}: {RENAMED}; did you mean --variant {args.split}?")
 
 
 def probe_settings(cmd: ProbeCommand, user_keys: set[str]) -> ProbeSettings:
@@ -94,7 +108,14 @@ def probe_from_cli(args) -> dict:
     """Run the probe that a parsed command line asks for: file < key=value overrides < flags."""
     from datetime import datetime
 
-    cmd, user_keys = load(ProbeCommand, args.config, args.overrides, flag_values(args, ProbeCommand))
+    _refuse_old_spellings(args)
+    try:
+        cmd, user_keys = load(ProbeCommand, args.config, args.overrides, flag_values(args, ProbeCommand))
+    except ConfigError as exc:
+        if "config key 'prompt_split'" in str(exc):
+            raise ConfigError("config key 'prompt_split' is now 'split' (test, train or both); the task variant "
+                              "is 'variant'") from None
+        raise
     if not cmd.base:
         raise ConfigError("config key 'base': the base model folder is required (--base DIR)")
     out = Path(cmd.out) if cmd.out else Path("runs") / f"probe-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
@@ -138,8 +159,8 @@ def _check_task(settings: ProbeSettings):
     variants = getattr(task, "variants", None)
     if variants is not None and settings.variant not in variants:
         raise ProbeError(f"task {settings.task!r} has no variant {settings.variant!r}; it has {list(variants)}")
-    if settings.prompt_split not in PROMPT_SPLITS:
-        raise ProbeError(f"prompt split must be 'train', 'test' or 'both', got {settings.prompt_split!r}")
+    if settings.split not in PROMPT_SPLITS:
+        raise ProbeError(f"split must be 'train', 'test' or 'both', got {settings.split!r}")
     if settings.revision_attempts > 1 and not has_feedback(task):
         raise ProbeError(f"--revision-attempts {settings.revision_attempts} needs a task whose verifier gives "
                          f"feedback (a feedback hook); task {settings.task!r} has none")
@@ -192,10 +213,10 @@ def _remove_empty_tree(folder: Path) -> None:
 
 
 def _problems(task, settings: ProbeSettings) -> list:
-    """The probed prompts; with prompt_split 'both', half seen in training (train split), half held out."""
+    """The probed prompts; with split 'both', half seen in training (train split), half held out."""
     half = settings.num_prompts // 2
-    parts = ([("train", half), ("test", settings.num_prompts - half)] if settings.prompt_split == "both"
-             else [(settings.prompt_split, settings.num_prompts)])
+    parts = ([("train", half), ("test", settings.num_prompts - half)] if settings.split == "both"
+             else [(settings.split, settings.num_prompts)])
     try:
         return [p for split, n in parts for p in task.problems(settings.variant, split, n, settings.seed)]
     except ValueError as exc:
@@ -249,6 +270,8 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     torch.set_flush_denormal(True)
     t_start = time.perf_counter()
     settings.check()
+    if settings.device == "auto":  # as train's model.device: the GPU when there is one
+        settings = dataclasses.replace(settings, device="cuda" if torch.cuda.is_available() else "cpu")
     task = _check_task(settings)
     out_dir = Path(out_dir)
     _check_out(out_dir)
@@ -313,8 +336,8 @@ def _summarise(base, trained, settings, task, problems, models, probes, betas,
                                       betas=betas, success_score=success, classes_C=classes_C)
         vs_base[label] = dataclasses.replace(versus, training_beta=train_betas[label])
     summary = ProbeSummary(
-        version=PROBE_VERSION, task=settings.task, variant=settings.variant, prompt_split=settings.prompt_split,
-        prompts_seen_in_training={"train": True, "test": False, "both": "half"}[settings.prompt_split],
+        version=PROBE_VERSION, task=settings.task, variant=settings.variant, split=settings.split,
+        prompts_seen_in_training={"train": True, "test": False, "both": "half"}[settings.split],
         num_prompts=len(problems), estimator=settings.estimator,
         independence=(f"base regimes from {settings.thresholds.budget_K} samples per prompt of their own seed; "
                       f"pass@k and gains from the n = {settings.n} samples (other seeds); a trained model's "
@@ -346,7 +369,7 @@ def format_probe_table(summary: dict) -> str:
     kmax = max(int(k) for k in summary["per_model"]["base"]["pass_at_k"])
     beta = f"{summary['settings']['beta']:g}"
     s = summary["settings"]
-    lines = [f"probe: {summary['task']} {summary['variant']} ({summary['prompt_split']} prompts: "
+    lines = [f"probe: {summary['task']} {summary['variant']} ({summary['split']} prompts: "
              f"{summary['num_prompts']}, n = {s['n']}, K = {s['thresholds']['budget_K']}, regimes by "
              f"{summary['estimator']})"]
     head = f"{'model':<16}{'pass@1':>8}{f'pass@{kmax}':>10}  {'basin/tail/barr/sing':<21}{'distinct':>9}{'F gap':>8}"

@@ -274,7 +274,7 @@ class ProbeSummary:
     version: int
     task: str
     variant: str
-    prompt_split: str
+    split: str  # the prompts: test, train or both
     prompts_seen_in_training: bool | str
     num_prompts: int
     estimator: str

@@ -71,11 +71,11 @@ class ProbeSettings:
         "auto", "with a data file task: template conversations only (auto, TRL's convention) or "
         "prompt/completion strings too (always); see tasks.formatting",
     )
-    variant: str = setting("id", "the task variant (GeneralPoints: the rule, id (J=Q=K=10) or ood (J=11 Q=12 K=13))",
-                           flag="--split")
-    prompt_split: PromptSplit = setting(
-        "test", "held-out (test) prompts, prompts seen in training (train), or half of each (both: every model's "
-        "pass@1 and each gain reported on the two halves apart, in probe.json's by_split)", flag="--prompts",
+    variant: str = setting("id", "the task variant (GeneralPoints: the rule, id (J=Q=K=10) or ood (J=11 Q=12 K=13))")
+    split: PromptSplit = setting(
+        "test", "which prompts, as datasets and lm-eval mean a split: held-out (test), seen in training (train), "
+        "or half of each (both: every model's pass@1 and each gain reported on the two halves apart, in "
+        "probe.json's by_split)",
     )
     num_prompts: int = setting(100, "prompts probed (GeneralPoints test hands are distinct value multisets: at "
                                     "most 125 ID, 174 OOD)")
@@ -113,7 +113,7 @@ class ProbeSettings:
     chunk_sequences: int = setting(8192, "sample at most this many sequences at once (memory bound for large n)",
                                    flag="--chunk")
     bootstrap: int = setting(1000, "bootstrap resamples of the prompts behind every interval")
-    device: str = setting("cpu", "where the models run: cpu, cuda or cuda:N")
+    device: str = setting("auto", "where the models run: auto (cuda if there is one, else cpu), cpu, cuda or cuda:N")
 
     def resolved_ks(self) -> list[int]:
         return sorted(set(self.ks)) if self.ks else default_ks(self.n)

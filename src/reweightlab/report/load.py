@@ -273,7 +273,8 @@ def _load_probe(path: Path, run: RunData, variant: str, labels: list[str] | None
             run.regimes = list(run.evals[variant]["base"].regimes)
         run.facts.append(
             f"{VARIANT_NAMES.get(variant, variant)}: task {probe.get('task', '?')}, {probe.get('num_prompts', '?')} "
-            f"{probe.get('prompt_split', '')} prompts x {settings.get('n', '?')} samples, regimes by "
+            f"{probe.get('split', probe.get('prompt_split', ''))} prompts x {settings.get('n', '?')} samples, "
+            "regimes by "
             f"{probe.get('estimator', '?')}; F gap at beta = {run.beta[variant]:g}")
     return str(probe.get("independence") or "")
 

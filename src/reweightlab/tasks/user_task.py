@@ -4,7 +4,7 @@
 the probe use it unchanged. Choices (documented in the README):
 
 - Variants: the values of a ``variant`` field, else one variant named ``id`` (the default of
-  ``data.variant`` and ``probe --split``).
+  ``data.variant`` and ``probe --variant``).
 - Splits: a ``split`` field ("train"/"test"), else a deterministic hash of the prompt sends
   ``test_fraction`` (10%) of the prompts to test; equal prompts always land in the same split.
 - ``problems(variant, split, n, seed)`` returns at most ``n`` rows (a seeded sample, in file order

@@ -166,7 +166,8 @@ class RLConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     method: str = _f("sft", "training method (each described in algos/)", choices=METHODS)
-    output_dir: str = _f("runs/train", "run folder (created; must not already hold a finished run)")
+    output_dir: str = _f("runs/train", "run folder: a new or empty folder (--resume: the run's own; --overwrite: "
+                                       "an earlier run's)")
     seed: int = _f(0, "seed for data, sampling and initialisation")
     checkpoint_every: int = _f(0, "save a checkpoint every N steps (0: only the final model)")
     log_every: int = _f(1, "write a metrics line every N steps")

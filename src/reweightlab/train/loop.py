@@ -243,6 +243,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
     shares one set between methods); ``base_problems``: the problems they were drawn for, prompt by
     prompt (search_sft searches the ones no sample solved).
     """
+    t_start = time.perf_counter()
     s = setup(cfg, progress, model_dir, resume=resume)
     if not s.dist.is_main:  # one process speaks for all
         log, progress = (lambda *_: None), False
@@ -266,6 +267,8 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
                                  f"{ckpts[-1] if ckpts else 'none'}); lower optim.lr or check the data and rewards"
                                  ) from None
         _save(s, s.run_dir / "final", extra={"method": cfg.method, "steps": cfg.optim.steps})
+        if s.dist.is_main:
+            log(run_summary(s.run_dir, cfg, time.perf_counter() - t_start))
     except StorageError as exc:  # disk full or read-only: say where the last good weights are
         _finish(s, discard=True, log=log)
         ckpts = _checkpoints(s.run_dir)
@@ -300,6 +303,27 @@ def _finish(s: Setup, *, discard: bool, log, interrupted: bool = False) -> None:
 
 
 RUN_FILES = ("config.json", "metrics.jsonl")
+
+
+def run_summary(run_dir: Path, cfg: TrainConfig, seconds: float) -> str:
+    """The end-of-run line: steps, time, the first and last logged loss (and reward, success, KL for
+    RL), the median training throughput, where the model is."""
+    import json
+    import statistics
+
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    if not rows:
+        return f"[{cfg.method}] done in {seconds:.0f} s; final model: {run_dir / 'final'}"
+    first, last = rows[0], rows[-1]
+    parts = [f"loss {first['loss']:.4g} -> {last['loss']:.4g}"]
+    for key in ("reward", "success", "kl"):
+        if key in last:
+            parts.append(f"{key} {first[key]:.4g} -> {last[key]:.4g}")
+    speed = [r["tokens_per_s"] for r in rows if "tokens_per_s" in r]
+    if speed:
+        parts.append(f"median {statistics.median(speed):,.0f} training tokens/s")
+    return (f"[{cfg.method}] done: {last['step']} steps in {seconds:.0f} s; {'; '.join(parts)}; "
+            f"final model: {run_dir / 'final'}")
 
 
 def _checkpoints(run_dir: Path) -> list[Path]:
