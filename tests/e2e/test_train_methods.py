@@ -27,7 +27,8 @@ CASES = {  # case -> (method, extra overrides)
     "reinforce_kl_reward": ("reinforce", ["rl.kl_beta=0.1", "rl.kl_mode=reward"]),
 }
 RL_KEYS = {"reward", "reward_std", "frac_reward_zero_std", "kl", "entropy", "clip_ratio",
-           "completion_length", "tokens_per_s", "time_generation", "time_training", "loss", "lr"}
+           "completions/mean_length", "completions/clipped_ratio", "tokens_per_s", "time_generation", "time_training",
+           "loss", "learning_rate"}
 
 
 def _overrides(case, model_dir, out, steps=2):

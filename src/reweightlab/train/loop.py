@@ -509,7 +509,7 @@ def _run_offline(s: Setup, progress: bool, log, base_samples, base_problems) -> 
         dt = time.perf_counter() - t0
         _log_step(s, step, stats, {"tokens_per_s": batch.completion_tokens() / dt,
                                    "total_tokens_per_s": int(batch.total_len_N.sum()) / dt,
-                                   "time_training": dt, "lr": sched.get_last_lr()[0]})
+                                   "time_training": dt, "learning_rate": sched.get_last_lr()[0]})
         _maybe_checkpoint(s, step, state)
 
 
@@ -581,11 +581,13 @@ def _run_rl(s: Setup, progress: bool, log) -> None:
         t_train = time.perf_counter() - t0 - t_gen
         zero_std = (rewards_PG.std(dim=1) == 0).float().mean() if G > 1 else torch.tensor(1.0)
         lengths = s.dist.all_gather_cat((batch.total_len_N - batch.prompt_len_N).float())
-        extra = {
+        clipped = s.dist.all_gather_cat(clipped_N(batch, s.tokenizer.eos_token_id))
+        extra = {  # TRL's names where TRL logs the same figure
             "reward": float(rewards_PG.mean()), "reward_std": float(rewards_PG.std()),
             "frac_reward_zero_std": float(zero_std),
             "success": float(s.dist.all_gather_cat(batch.success_N).mean()),
-            "completion_length": float(lengths.mean()), "lr": sched.get_last_lr()[0],
+            "completions/mean_length": float(lengths.mean()), "completions/clipped_ratio": float(clipped.mean()),
+            "learning_rate": sched.get_last_lr()[0],
             "tokens_per_s": float(lengths.sum()) * rl_cfg.epochs_per_batch / max(t_train, 1e-9),
             "sample_tokens_per_s": float(lengths.sum()) / max(t_gen, 1e-9),
             "time_generation": t_gen, "time_training": t_train,
@@ -609,6 +611,13 @@ def flat_batches_warning(cfg: TrainConfig, flat: int) -> str:
     return (f"warning: in {what} all {cfg.rl.samples_per_prompt} samples of each prompt scored the same reward "
             f"(metric frac_reward_zero_std); {moved}. More samples per prompt, a graded reward, a higher "
             "temperature, or prompts the model solves sometimes, give it something to learn from")
+
+
+def clipped_N(store: SequenceStore, eos_id: int) -> torch.Tensor:
+    """1.0 for each sequence cut at the token budget (its last token is not EOS), else 0.0: TRL's
+    completions/clipped_ratio, the truncation rate. One gather, no loop over sequences."""
+    last = store.ids_NL.gather(1, (store.total_len_N - 1).clamp(min=0).long()[:, None]).squeeze(1)
+    return (last != eos_id).float()
 
 
 def _prompt_seed(seed: int, step: int, index: int) -> int:
