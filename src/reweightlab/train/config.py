@@ -171,6 +171,15 @@ class TrainConfig:
     seed: int = _f(0, "seed for data, sampling and initialisation")
     checkpoint_every: int = _f(0, "save a checkpoint every N steps (0: only the final model)")
     log_every: int = _f(1, "write a metrics line every N steps")
+    report_to: Literal["none", "tensorboard", "trackio", "wandb", "mlflow"] = _f(
+        "none", "also send every metrics line to an experiment tracker, through accelerate's trackers "
+        "(tensorboard writes run_dir/tensorboard/; the others need their package and its own setup)",
+    )
+    log_completions: bool = _f(False, "RL: write every logged batch's completions (prompt, text, reward, reason) "
+                                      "to run_dir/completions.jsonl")
+    eval_every: int = _f(0, "every N steps, pass@1 and pass@k on held-out (test) prompts, logged as eval/...; 0: off")
+    eval_prompts: int = _f(32, "held-out prompts of each evaluation (the same ones each time)")
+    eval_samples: int = _f(8, "samples per prompt of each evaluation (k = 1 and k = eval_samples)")
     model: ModelConfig = _f(ModelConfig(), "policy and reference model")
     data: DataConfig = _f(DataConfig(), "task and data")
     optim: OptimConfig = _f(OptimConfig(), "optimizer and batch plan")
@@ -300,6 +309,11 @@ def validate(cfg: TrainConfig, user_keys: set[str]) -> None:
         _check_range(key, value_at(cfg, key), lo=lo, hi=hi, lo_open=lo_open)
     if cfg.model.ref_path and not cfg.method_record.needs_reference:
         raise ConfigError(f"config key 'model.ref_path' does nothing for method '{cfg.method}': it has no reference")
+    if cfg.eval_every < 0 or cfg.eval_prompts < 1 or cfg.eval_samples < 1:
+        raise ConfigError("config keys 'eval_every' >= 0, 'eval_prompts' and 'eval_samples' >= 1, got "
+                          f"{cfg.eval_every}, {cfg.eval_prompts}, {cfg.eval_samples}")
+    if cfg.log_completions and not cfg.is_rl:
+        raise ConfigError(f"config key 'log_completions' does nothing for method '{cfg.method}': it logs RL samples")
     if cfg.checkpoint_every < 0:
         raise ConfigError(f"config key 'checkpoint_every': must be >= 0, got {cfg.checkpoint_every}")
     if cfg.optim.warmup_steps < 0 or cfg.optim.warmup_steps >= cfg.optim.steps:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from reweightlab.tasks.hooks import reward_counts
 from reweightlab.train import user_data
 from reweightlab.train.config import TrainConfig
 from reweightlab.train.distributed import AcceleratePeers, SingleProcess, make_distributed
-from reweightlab.train.metrics import MetricsWriter, NullMetrics
+from reweightlab.train.metrics import MetricsWriter, NullMetrics, check_tracker, make_tracker
 from reweightlab.train.refcache import reference_logp
 from reweightlab.train.resume import STATE_NAME, ResumeError, ResumePoint, cut_metrics, find_resume_point, write_state
 from reweightlab.train.search_data import search_augmented
@@ -94,6 +95,7 @@ class Setup:
     lock: FolderLock | None = None  # held by the main process from the folder's creation to the run's end
     resume: ResumePoint | None = None  # --resume: the checkpoint and trainer state to continue from
     start_policy: PreTrainedModel | None = None  # the model the run started from (offline data are its samples)
+    eval_problems: list[Problem] | None = None  # eval_every: the held-out prompts, the same each time
     ref_source: str = ""  # where pi_ref came from, for the log
 
 
@@ -122,7 +124,7 @@ def overwrite_run_dir(path: str | Path) -> bool:
         return False
     if not run_dir.is_dir():
         raise RunFolderError(f"--overwrite: output_dir {run_dir} is a file, not a run folder")
-    ours = {*RUN_FILES, "checkpoints", "final", CACHE_NAME, LOCK_NAME}
+    ours = {*RUN_FILES, "checkpoints", "final", CACHE_NAME, LOCK_NAME, "completions.jsonl", "tensorboard"}
     names = {p.name for p in run_dir.iterdir() if not (p.name.startswith(".") and ".tmp-" in p.name)}
     foreign = sorted(names - ours)
     saved = run_dir / "config.json"
@@ -146,6 +148,7 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None, resume
     created = not run_dir.exists()  # a run removes only what it made itself
     # Everything that can fail on bad input (task name, model folder) runs before the run folder
     # is created, so a mistyped path leaves nothing behind.
+    check_tracker(cfg.report_to)  # a missing package: one line before anything is loaded
     task = get_task(cfg.data.task) if not cfg.data.path else user_data.open_data_task(cfg)
     if cfg.offline.threshold is None and cfg.method_record.needs_scores:  # the task's own success score
         cfg = dataclasses.replace(cfg, offline=dataclasses.replace(cfg.offline, threshold=float(task.success_score)))
@@ -188,6 +191,14 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None, resume
         start_policy = ref if ref is not None and not cfg.model.ref_path else \
             load_model(path, dtype=dtype, device=device).eval().requires_grad_(False)
     problems = task.problems(cfg.data.variant, "train", cfg.data.num_prompts, cfg.seed)
+    eval_problems = None
+    if cfg.eval_every:
+        from reweightlab.config import ConfigError
+
+        try:
+            eval_problems = task.problems(cfg.data.variant, "test", cfg.eval_prompts, cfg.seed)
+        except ValueError as exc:
+            raise ConfigError(f"config key 'eval_prompts': {exc}") from None
     if cfg.resolved_source() not in ("file", "solver"):  # sampled: prompt + every attempt must fit
         check_prompts_fit(task, problems, tok, context_length(policy.config),
                           cfg.data.max_new_tokens * (cfg.rl.revision_attempts if cfg.is_rl else 1))
@@ -202,8 +213,10 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None, resume
                 write_text_atomic(run_dir / "config.json", cfg.to_json())
             else:  # the steps after the checkpoint are taken again; a killed start's debris goes
                 cut_metrics(run_dir / "metrics.jsonl", point.step)
+                cut_metrics(run_dir / "completions.jsonl", point.step)
                 remove_stale_temporaries(run_dir)
-            metrics = MetricsWriter(run_dir / "metrics.jsonl")
+            metrics = MetricsWriter(run_dir / "metrics.jsonl",
+                                    tracker=make_tracker(cfg.report_to, run_dir, json.loads(cfg.to_json())))
         except BaseException:
             lock.release()
             _remove_if_empty(run_dir, created)
@@ -214,7 +227,7 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None, resume
     engine = HFRolloutEngine(policy, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     return Setup(cfg, run_dir, device, tok, policy, ref, task, problems, metrics, engine,
                  dist=dist, train_model=dist.wrap(policy), created=created, lock=lock, resume=point,
-                 ref_source=ref_source, start_policy=start_policy)
+                 ref_source=ref_source, start_policy=start_policy, eval_problems=eval_problems)
 
 
 def check_prompts_fit(task, problems, tokenizer, context: int | None, new_tokens: int) -> None:
@@ -341,10 +354,15 @@ def _discard_untrained(s: Setup) -> bool:
     if (metrics.is_file() and metrics.stat().st_size > 0) or (s.run_dir / "checkpoints").exists() \
             or (s.run_dir / "final").exists():
         return False
+    import shutil
+
+    from reweightlab.train.metrics import TRACKER_FOLDER
     from reweightlab.train.refcache import CACHE_NAME
 
-    for name in (*RUN_FILES, CACHE_NAME):
+    s.metrics.close()  # the tracker's files are closed before they go
+    for name in (*RUN_FILES, CACHE_NAME, "completions.jsonl"):
         (s.run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(s.run_dir / TRACKER_FOLDER, ignore_errors=True)
     return True
 
 
@@ -530,8 +548,30 @@ def shard_store(store: SequenceStore, dist) -> SequenceStore:
     return store.select(torch.arange(start, stop))
 
 
+def _evaluate(s: Setup, step: int) -> dict:
+    """eval_every: pass@1 and pass@k (k = eval_samples) of the current policy on the held-out prompts,
+    each prompt sampled with the same seed at every evaluation (so two evaluations differ by the model
+    only), and the mean reward: logged as eval/pass@1, eval/pass@k, eval/reward."""
+    cfg = s.cfg
+    if not cfg.eval_every or (step + 1) % cfg.eval_every or s.eval_problems is None:
+        return {}
+    k = cfg.eval_samples
+    was_training = s.policy.training
+    s.policy.eval()
+    try:
+        scored = sample_and_score(s.engine, s.task, s.eval_problems, s.tokenizer, samples_per_prompt=k,
+                                  max_new_tokens=cfg.data.max_new_tokens,
+                                  prompt_seeds=[_prompt_seed(cfg.seed, -2, i) for i in range(len(s.eval_problems))])
+    finally:
+        s.policy.train(was_training)
+    success = scored.success_PG
+    return {"eval/pass@1": float(success.mean()), f"eval/pass@{k}": float((success.sum(1) > 0).float().mean()),
+            "eval/reward": float(scored.rewards_PG.mean())}
+
+
 def _log_step(s: Setup, step: int, stats: dict, extra: dict) -> None:
-    if (step + 1) % s.cfg.log_every and step + 1 != s.cfg.optim.steps:
+    extra = {**extra, **_evaluate(s, step)}
+    if (step + 1) % s.cfg.log_every and step + 1 != s.cfg.optim.steps and not any(k.startswith("eval/") for k in extra):
         return
     names = list(stats)
     values = torch.stack([stats[k].float().reshape(()).cpu() for k in names]).tolist()  # one sync per step
@@ -672,7 +712,30 @@ def _rl_batch(s: Setup, problems, step: int):
     G = rl_cfg.samples_per_prompt
     batch = batch.replace(adv_N=adv_N[first * G : stop * G])
     episodes["adv_all_zero"] = float(not bool(adv_N.any()))  # nothing to learn from this batch
+    if cfg.log_completions and s.dist.is_main and _logged(s, step):
+        _write_completions(s, step, problems[first:stop], samples)
     return batch, s.dist.all_gather_cat(signal_PG), episodes
+
+
+def _logged(s: Setup, step: int) -> bool:
+    return (step + 1) % s.cfg.log_every == 0 or step + 1 == s.cfg.optim.steps
+
+
+def _write_completions(s: Setup, step: int, problems, samples) -> None:
+    """log_completions: this batch's samples as JSON lines of run_dir/completions.jsonl (step, prompt,
+    completion, reward, success, reason); a revision episode's completion is its attempts in order."""
+    G = s.cfg.rl.samples_per_prompt
+    rewards, success = samples.rewards_PG.reshape(-1).tolist(), samples.success_PG.reshape(-1).tolist()
+    lines = []
+    for n, (reward, ok) in enumerate(zip(rewards, success, strict=True)):
+        if isinstance(samples.texts[n], list):  # revision: the attempts and each verdict
+            text, reason = samples.texts[n], [v.reason for v in samples.verdicts[n]]
+        else:
+            text, reason = samples.texts[n], samples.reasons[n] if samples.reasons else None
+        lines.append(json.dumps({"step": step + 1, "prompt": problems[n // G].prompt, "completion": text,
+                                 "reward": reward, "success": bool(ok), "reason": reason}))
+    with open(s.run_dir / "completions.jsonl", "a", encoding="utf-8") as fh:
+        fh.write("".join(x + "\n" for x in lines))
 
 
 def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
