@@ -255,6 +255,9 @@ def _default_of(cls, key: str):
         obj = getattr(obj, part)
         if obj is None:
             obj = optional_section(tp)()
+    field = next((f for f in dataclasses.fields(obj) if f.name == name), None)
+    if field is not None and field.default is not dataclasses.MISSING:
+        return field.default  # as declared ('auto'), not as an instance may resolve it
     return getattr(obj, name)
 
 

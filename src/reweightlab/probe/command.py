@@ -270,8 +270,6 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     torch.set_flush_denormal(True)
     t_start = time.perf_counter()
     settings.check()
-    if settings.device == "auto":  # as train's model.device: the GPU when there is one
-        settings = dataclasses.replace(settings, device="cuda" if torch.cuda.is_available() else "cpu")
     task = _check_task(settings)
     out_dir = Path(out_dir)
     _check_out(out_dir)

@@ -115,6 +115,10 @@ class ProbeSettings:
     bootstrap: int = setting(1000, "bootstrap resamples of the prompts behind every interval")
     device: str = setting("auto", "where the models run: auto (cuda if there is one, else cpu), cpu, cuda or cuda:N")
 
+    def __post_init__(self) -> None:  # 'auto' as train's model.device: the GPU when there is one
+        if self.device == "auto":
+            object.__setattr__(self, "device", "cuda" if torch.cuda.is_available() else "cpu")
+
     def resolved_ks(self) -> list[int]:
         return sorted(set(self.ks)) if self.ks else default_ks(self.n)
 
