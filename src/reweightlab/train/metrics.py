@@ -8,7 +8,7 @@ import math
 import numbers
 from pathlib import Path
 
-from reweightlab.config import ConfigError
+from reweightlab.config import ConfigError, flatten
 
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb", "mlflow": "mlflow"}
 TRACKER_FOLDER = "tensorboard"  # run_dir/<this>/: where the TensorBoard event files go
@@ -58,11 +58,7 @@ def make_tracker(name: str, run_dir: Path, config: dict):
     A missing package is a TrackerError naming it, raised before anything is trained."""
     if name == "none":
         return None
-    import importlib.util
-
-    package = TRACKER_PACKAGES[name]
-    if importlib.util.find_spec(package) is None:
-        raise TrackerError(f"config key 'report_to': {name} needs the {package} package (pip install {package})")
+    check_tracker(name)
     from accelerate.tracking import LOGGER_TYPE_TO_CLASS
 
     cls = LOGGER_TYPE_TO_CLASS[name]
@@ -73,7 +69,7 @@ def make_tracker(name: str, run_dir: Path, config: dict):
     else:  # wandb, trackio: runs named after the run folder; where they store them is the package's setting
         tracker = cls(run_name=run_dir.name)
     tracker.start()
-    tracker.store_init_configuration({k: v for k, v in _flat(config).items()
+    tracker.store_init_configuration({k: v for k, v in flatten(config).items()
                                       if isinstance(v, (bool, int, float, str)) or v is None})
     return tracker
 
@@ -86,12 +82,3 @@ def check_tracker(name: str) -> None:
             raise TrackerError(f"config key 'report_to': {name} needs the {TRACKER_PACKAGES[name]} package "
                                f"(pip install {TRACKER_PACKAGES[name]})")
 
-
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from reweightlab.config import flatten
 from reweightlab.files import FolderError, write_text_atomic
 
 STATE_NAME = "trainer_state.pt"
@@ -36,16 +37,6 @@ class ResumePoint:
     state: dict
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def find_resume_point(run_dir: Path, config_json: str) -> ResumePoint:
     """The last checkpoint of ``run_dir`` with its trainer state; ResumeError when there is none, the
     run finished, or ``config_json`` (this invocation's settings) differs from the run's."""
@@ -54,8 +45,8 @@ def find_resume_point(run_dir: Path, config_json: str) -> ResumePoint:
         raise ResumeError(f"--resume: {run_dir} holds no run to resume (no config.json)")
     if (run_dir / "final").exists():
         raise ResumeError(f"--resume: {run_dir} already finished (final/); nothing to resume")
-    saved = _flat(json.loads(saved_path.read_text()))
-    now = _flat(json.loads(config_json))
+    saved = flatten(json.loads(saved_path.read_text()))
+    now = flatten(json.loads(config_json))
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
         shown = ", ".join(f"{k} (run: {saved.get(k)!r}, now: {now.get(k)!r})" for k in differ[:4])
