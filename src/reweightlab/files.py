@@ -116,19 +116,34 @@ def atomic_folder(dest: str | Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def remove_temporaries(folder: str | Path, pid: int | None = None) -> list[Path]:
-    """Remove the hidden ``.NAME.tmp-PID`` / ``.NAME.old-PID`` entries that this process's atomic
-    writes left in ``folder`` and its sub-folders (a kill between two system calls); returns them."""
-    folder, pid = Path(folder), os.getpid() if pid is None else pid
+def _sweep(folder: str | Path, whose) -> list[Path]:
+    """Clean the hidden entries of interrupted atomic writes in ``folder`` and below whose writer pid
+    ``whose(pid)`` selects: a ``.NAME.tmp-PID`` is removed; a ``.NAME.old-PID`` (the earlier copy, moved
+    aside in the instant before the new one took its name) is put back when NAME is missing, else
+    removed. Returns what was cleaned."""
+    folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for pattern in (f".*.tmp-{pid}", f".*.old-{pid}") for p in folder.rglob(pattern)]
-    for p in found:
-        if p.is_dir() and not p.is_symlink():
+    cleaned = []
+    for p in sorted(folder.rglob(".*")):
+        m = _re.fullmatch(r"\.(.+)\.(tmp|old)-(\d+)", p.name)
+        if m is None or not whose(int(m.group(3))):
+            continue
+        dest = p.with_name(m.group(1))
+        if m.group(2) == "old" and not dest.exists():
+            os.rename(p, dest)
+        elif p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
-    return found
+        cleaned.append(p)
+    return cleaned
+
+
+def remove_temporaries(folder: str | Path, pid: int | None = None) -> list[Path]:
+    """What this process's (or ``pid``'s) interrupted atomic writes left in ``folder`` (``_sweep``)."""
+    pid = os.getpid() if pid is None else pid
+    return _sweep(folder, lambda p: p == pid)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -142,27 +157,9 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Debris of a process that was killed (SIGKILL, power loss) in the middle of an atomic write in
-    ``folder`` or below: its ``.NAME.tmp-PID`` is removed; its ``.NAME.old-PID`` (the earlier copy,
-    moved aside in the instant before the new one took its name) is put back when NAME is missing,
-    else removed. Entries of live processes are left alone. Returns what was cleaned."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    cleaned = []
-    for p in sorted(folder.rglob(".*")):
-        m = _re.fullmatch(r"\.(.+)\.(tmp|old)-(\d+)", p.name)
-        if m is None or _pid_alive(int(m.group(3))):
-            continue
-        dest = p.with_name(m.group(1))
-        if m.group(2) == "old" and not dest.exists():
-            os.rename(p, dest)
-        elif p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-        cleaned.append(p)
-    return cleaned
+    """Debris of processes that were killed (SIGKILL, power loss) in the middle of an atomic write in
+    ``folder`` (``_sweep``); entries of live processes are left alone."""
+    return _sweep(folder, lambda p: not _pid_alive(p))
 
 
 def _describe(entries: list[Path]) -> str:
@@ -218,7 +215,7 @@ class FolderLock:
     def acquire(self, existing: bool = False) -> FolderLock:
         """``existing``: the folder is this run's own from an earlier start (a resume): it is locked
         but not required to be empty."""
-        self._refuse_if_locked()
+        self.refuse_if_locked()
         if not existing:
             check_new_folder(self.folder, self.key)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -243,7 +240,7 @@ class FolderLock:
             raise
         return self
 
-    def _refuse_if_locked(self) -> None:
+    def refuse_if_locked(self) -> None:
         """A folder another live run holds is named as such (rather than as 'not empty')."""
         path = self.folder / LOCK_NAME
         if fcntl is None or not path.is_file():

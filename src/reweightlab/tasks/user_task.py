@@ -35,6 +35,7 @@ from reweightlab.tasks.dataset import (
 from reweightlab.tasks.formatting import Formatter, is_conversation, split_conversation
 from reweightlab.tasks.registry import get_task
 from reweightlab.tasks.rewards import RewardError, RewardRunner
+from reweightlab.tasks.rewards.builtins import text_of
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -185,8 +186,8 @@ class DatasetTask:
         accepts = self.runner.accepts
         if completion_ids is None and (accepts is None or "completion_ids" in accepts) \
                 and self.formatter.tokenizer is not None:
-            texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
-            completion_ids = self.formatter.tokenizer(texts, add_special_tokens=False)["input_ids"]
+            completion_ids = self.formatter.tokenizer([text_of(c) for c in completions],
+                                                      add_special_tokens=False)["input_ids"]
         return self.runner(prompts, completions, columns, completion_ids=completion_ids)
 
     def solutions(self, problem: Problem) -> list[str] | None:

@@ -134,7 +134,7 @@ def overwrite_run_dir(path: str | Path) -> bool:
                              f"{', '.join(foreign) if foreign else 'no run config.json'}, which it did not write")
     lock = FolderLock(run_dir, "output_dir")
     try:
-        lock._refuse_if_locked()
+        lock.refuse_if_locked()
     except FolderError as exc:
         raise RunFolderError(str(exc)) from None
     shutil.rmtree(run_dir)
@@ -265,7 +265,7 @@ def train(cfg: TrainConfig, *, progress: bool = True, base_samples=None, log=pri
     if s.resume is not None:
         log(f"[resume] continuing {s.run_dir} from {s.resume.checkpoint.name} (step {s.resume.step} of "
             f"{cfg.optim.steps}): weights, optimizer, schedule and random state")
-    elif s.dist.world_size > 1:
+    if s.dist.world_size > 1:
         log(f"data parallel: {s.dist.world_size} processes ({cfg.dist.strategy}); each trains its share of "
             "every step's sequences (offline) or prompts (RL)")
     try:
@@ -321,7 +321,6 @@ RUN_FILES = ("config.json", "metrics.jsonl")
 def run_summary(run_dir: Path, cfg: TrainConfig, seconds: float) -> str:
     """The end-of-run line: steps, time, the first and last logged loss (and reward, success, KL for
     RL), the median training throughput, where the model is."""
-    import json
     import statistics
 
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
@@ -359,7 +358,6 @@ def _discard_untrained(s: Setup) -> bool:
     from reweightlab.train.metrics import TRACKER_FOLDER
     from reweightlab.train.refcache import CACHE_NAME
 
-    s.metrics.close()  # the tracker's files are closed before they go
     for name in (*RUN_FILES, CACHE_NAME, "completions.jsonl"):
         (s.run_dir / name).unlink(missing_ok=True)
     shutil.rmtree(s.run_dir / TRACKER_FOLDER, ignore_errors=True)
