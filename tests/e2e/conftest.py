@@ -25,3 +25,21 @@ def quick_demo_run(tmp_path_factory):
     assert code == 0, out.getvalue()[-2000:]
     (run,) = list((root / "runs").iterdir())
     return run, out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def trained_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny base with perturbed weights, saved like a trained model's final/ folder."""
+    import torch
+
+    from reweightlab.models import load_model, load_tokenizer
+
+    model = load_model(tiny_model_dir)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=gen) * p.std())
+    path = tmp_path_factory.mktemp("run-digits") / "final"
+    model.save_pretrained(path)
+    load_tokenizer(tiny_model_dir).save_pretrained(path)
+    return path

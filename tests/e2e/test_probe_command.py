@@ -7,23 +7,8 @@ import torch
 
 from reweightlab.cli import main
 from reweightlab.math import mean_pass_at_k
-from reweightlab.models import build_char_tokenizer, load_model, load_tokenizer
+from reweightlab.models import build_char_tokenizer
 from reweightlab.probe.regimes import REGIMES, RegimeThresholds, classify, reached_sampling
-
-
-@pytest.fixture(scope="module")
-def trained_dir(tiny_model_dir, tmp_path_factory):
-    """The tiny base with perturbed weights, saved like a trained model's final/ folder."""
-    model = load_model(tiny_model_dir)
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=gen) * p.std())
-    path = tmp_path_factory.mktemp("run-digits") / "final"
-    model.save_pretrained(path)
-    load_tokenizer(tiny_model_dir).save_pretrained(path)
-    return path
-
 
 ARGS = ["--task", "digits", "--variant", "id", "--num-prompts", "6", "--n", "32", "--k", "1,2,4,32",
         "--budget-k", "32", "--max-new-tokens", "6", "--keep", "4", "--search-beams", "2", "--search-expand", "2",
@@ -121,7 +106,9 @@ def test_keep_samples_writes_every_sample(tiny_model_dir, trained_dir, tmp_path)
     rows = [json.loads(line) for line in (out / "probe_prompts.jsonl").read_text().splitlines()]
     for name, key in (("t", "c"), ("base", "c"), ("base.regime", "c_regime")):
         lines = [json.loads(x) for x in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
-        assert len(lines) == 6 * 32 and set(lines[0]) == {"prompt_id", "sample", "text", "reward", "reason", "logp"}
+        assert len(lines) == 6 * 32 and set(lines[0]) == {"prompt_id", "prompt", "sample", "text", "reward", "success",
+                                                         "reason", "logp"}
+        assert all(x["success"] == (x["reward"] >= 1.0) for x in lines)
         model = name.split(".")[0]
         for row in rows:  # the written rewards re-derive the counts in probe_prompts.jsonl
             mine = [x for x in lines if x["prompt_id"] == row["id"]]

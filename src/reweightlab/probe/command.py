@@ -61,6 +61,10 @@ class ProbeCommand(ProbeSettings):
     base: str = setting("", "the base model folder (any Hugging Face causal LM); required", metavar="DIR")
     trained: tuple[str, ...] = setting((), "a trained model folder, PATH or LABEL=PATH; repeat for several",
                                        repeat=True, metavar="[LABEL=]PATH")
+    samples: tuple[str, ...] = setting(
+        (), "instead of models: a JSONL of samples made elsewhere (prompt, completion, optionally reward and "
+        "logprob; or an lm-eval --log_samples file), FILE or LABEL=FILE; the first (or base=FILE) is the base; "
+        "repeat for trained models (docs/probe.md)", repeat=True, metavar="[LABEL=]FILE")
     out: str = setting("", "output folder (default runs/probe-<time>)", metavar="DIR")
     progress: bool = setting(True, "progress bars on stderr (the flag turns them off)", flag="--no-progress")
 
@@ -116,9 +120,17 @@ def probe_from_cli(args) -> dict:
             raise ConfigError("config key 'prompt_split' is now 'split' (test, train or both); the task variant "
                               "is 'variant'") from None
         raise
-    if not cmd.base:
-        raise ConfigError("config key 'base': the base model folder is required (--base DIR)")
     out = Path(cmd.out) if cmd.out else Path("runs") / f"probe-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if cmd.samples:
+        from reweightlab.probe.from_samples import parse_samples, probe_samples
+
+        if cmd.base or cmd.trained:
+            raise ConfigError("--samples reads samples made elsewhere and loads no model; give either --samples "
+                              "or --base/--trained, not both")
+        return probe_samples(parse_samples(list(cmd.samples)), cmd, out, user_keys=user_keys,
+                             progress=cmd.progress)
+    if not cmd.base:
+        raise ConfigError("config key 'base': the base model folder is required (--base DIR, or --samples FILE)")
     return run_probe(cmd.base, parse_trained(list(cmd.trained)), probe_settings(cmd, user_keys), out,
                      progress=cmd.progress)
 
@@ -391,7 +403,7 @@ def format_probe_table(summary: dict) -> str:
                 f"{_ci(v['pass1_gain']['elicitation'], '+.3f'):>25}{_ci(v['pass1_gain']['creation'], '+.3f'):>25}"
                 f"{int(sp['E']['value']):>4}/{int(sp['S']['value']):<3}"
                 + f"{_ci(sp['NSCR'], '+.2f'):>23}"
-                f"{_fmt(v['distance']['reverse']['kl_exact_per_token'], '.3f'):>8}"
+                f"{_fmt(((v.get('distance') or {}).get('reverse') or {}).get('kl_exact_per_token'), '.3f'):>8}"
             )
     lines += _revision_lines(summary)
     lines.append("[low, high]: 95% paired bootstrap interval over prompts (* : it excludes 0). elicitation / "

@@ -163,26 +163,33 @@ def _beta_key(beta: float) -> str:
     return f"{beta:g}"
 
 
-def compare(trained_model, base_model, base: ModelProbe, trained: ModelProbe, settings: ProbeSettings, *,
-            betas: list[float], success_score: float, classes_C: torch.Tensor) -> tuple[Comparison, torch.Tensor]:
-    """Every figure of T against B (module docstring); and T's per-prompt gap at the headline beta."""
+def sample_comparison(base: ModelProbe, trained: ModelProbe, settings: ProbeSettings, rs: Resamples) -> dict:
+    """The figures of T against B that rest on the samples' successes alone (no model is run): Δpass@k,
+    k*, the regime transitions, the pass@1 gain split, support change and diversity change."""
     ks = settings.resolved_ks()
-    P = len(base.c_K_P)
-    rs = Resamples(P, settings.bootstrap, seed=settings.seed)
     est = settings.estimator
     delta, kstar = passk_differences(base, trained, ks, rs)
     gain_P = trained.samples.p_P - base.samples.p_P
     support = support_figures(prompt_support_counts(base.under(est).reached_P, trained.under(est).reached_P), rs)
     sol_support = support_figures(solution_support_counts(base.solutions_K, trained.solutions_K), rs)
     (db, eb), (dt, et) = diversity_P(base.samples.solutions()), diversity_P(trained.samples.solutions())
-    dist, kl_seq_P, logp_base_N = distances(trained_model, base_model, base, trained, rs, settings.device)
-    fe, gaps = gap_figures(base, trained, kl_seq_P, betas, success_score, rs, classes_C)
-    out = Comparison(
+    return dict(
         delta_pass_at_k=delta, crossover_k=kstar,
         transitions=transition_matrix(base.regimes_of(est), trained.regimes_of(est)),
         pass1_gain=gain_split(base.regimes_of(est), gain_P, rs),
         support_prompts=support, support_solutions=sol_support,
         diversity=DiversityChange(delta_distinct_solutions=rs.mean(dt - db), delta_solution_entropy=rs.mean(et - eb)),
+    )
+
+
+def compare(trained_model, base_model, base: ModelProbe, trained: ModelProbe, settings: ProbeSettings, *,
+            betas: list[float], success_score: float, classes_C: torch.Tensor) -> tuple[Comparison, torch.Tensor]:
+    """Every figure of T against B (module docstring); and T's per-prompt gap at the headline beta."""
+    rs = Resamples(len(base.c_K_P), settings.bootstrap, seed=settings.seed)
+    dist, kl_seq_P, logp_base_N = distances(trained_model, base_model, base, trained, rs, settings.device)
+    fe, gaps = gap_figures(base, trained, kl_seq_P, betas, success_score, rs, classes_C)
+    out = Comparison(
+        **sample_comparison(base, trained, settings, rs),
         distance=dist,
         base_loglik_of_successes=base_loglik_of_successes(base_model, trained.samples.kept, logp_base_N=logp_base_N),
         free_energy=fe,

@@ -107,6 +107,9 @@ class ModelFigures:
     (``probe.revision.revision_figures``)."""
     free_energy: dict | None = _omitted()
     """The base alone: its gap to the best reweighting of itself, per beta (``probe.compare.gap_figures``)."""
+    sampler_nll: dict | None = _omitted()
+    """A samples probe with log-probs: mean -log pi(y | x) of the model's own samples per prompt (an estimate
+    of its sequence entropy), with an interval over prompts."""
 
 
 def _counts(labels: list, names) -> dict[str, int]:
@@ -225,15 +228,18 @@ class SampleWriter:
 
     def __init__(self, folder: Path, problems) -> None:
         self.folder, self.ids, self.files = folder, [p.id for p in problems], {}
+        self.prompts = [p.prompt for p in problems]
         folder.mkdir(parents=True, exist_ok=True)
 
     def __call__(self, name: str):
         fh = self.files[name] = open(self.folder / f"{name}.jsonl.part", "w", encoding="utf-8")  # noqa: SIM115
         counter = [0] * len(self.ids)
 
-        def record(prompt_N, text_N, reward_N, reason_N, logp_N) -> None:
-            for p, text, reward, reason, logp in zip(prompt_N, text_N, reward_N, reason_N, logp_N, strict=True):
-                fh.write(json.dumps({"prompt_id": self.ids[p], "sample": counter[p], "text": text, "reward": reward,
+        def record(prompt_N, text_N, reward_N, success_N, reason_N, logp_N) -> None:
+            for p, text, reward, success, reason, logp in zip(prompt_N, text_N, reward_N, success_N, reason_N, logp_N,
+                                                              strict=True):
+                fh.write(json.dumps({"prompt_id": self.ids[p], "prompt": self.prompts[p], "sample": counter[p],
+                                     "text": text, "reward": reward, "success": success,
                                      "reason": reason, "logp": logp}) + "\n")
                 counter[p] += 1
 
@@ -289,6 +295,8 @@ class ProbeSummary:
     by_split: dict[str, SplitFigures] | None
     seconds: float | None = _omitted()
     samples_files: list[str] | None = _omitted()
+    from_samples: dict | None = _omitted()
+    """A probe of samples files (``probe.from_samples``): the files, how they were scored, what was not measured."""
 
 
 def write_outputs(out_dir: Path, summary: ProbeSummary, rows: list[PromptRow]) -> None:

@@ -79,7 +79,7 @@ def chunk_plan(num_prompts: int, n: int, chunk_sequences: int) -> tuple[int, int
     return prompts, samples
 
 
-Record = Callable[[list[int], list[str], list[float], list[str], list[float]], None]
+Record = Callable[[list[int], list[str], list[float], list[bool], list[str], list[float]], None]
 
 
 class _Tally:
@@ -136,7 +136,7 @@ def _hand_out(record: Record, scored, p0: int, num_prompts: int, G: int) -> None
     """Every sample of one chunk to the ``record`` callback (--keep-samples)."""
     logp_N = scored.store.logp_sampler_NT.double().sum(1).tolist()
     record([p0 + i // G for i in range(num_prompts * G)], scored.texts, scored.rewards_PG.flatten().tolist(),
-           scored.reasons, logp_N)
+           scored.success_PG.flatten().bool().tolist(), scored.reasons, logp_N)
 
 
 def sample_counts(
@@ -146,7 +146,8 @@ def sample_counts(
 ) -> SampledCounts:
     """Sample ``n`` completions per problem at temperature 1 and verify each (module docstring).
 
-    ``record(prompt_index, text, reward, reason, logp)`` (lists, one entry per sample) is called once per chunk.
+    ``record(prompt_index, text, reward, success, reason, logp)`` (lists, one entry per sample) is called
+    once per chunk.
     ``listed``: per problem, the task's listed solutions; a success counts as listed only when its
     tokens are exactly a listed solution's followed by EOS (what p_known sums), so ``unlisted_PN`` marks
     the successes the likelihood estimator cannot see (other spellings, no EOS, special tokens).
