@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from reweightlab.recipes.demo import DEMO_METHODS
+from reweightlab.report import figures, write_report
 from reweightlab.report.claims_html import VERDICT_COLORS, verdict_class
 from reweightlab.report.html import SECTIONS
 
@@ -123,5 +124,33 @@ def test_quick_demo_report_renders_in_chromium(quick_demo_run, tmp_path):
         assert captions == [2, 2, 2, 2, 2]  # two lines under each figure
         assert "Each line is one model's pass@k" in text and "Each point is one trained model" in text
         assert "The free-energy gap F_beta[model]" in text
+        # nothing on the page sits on anything else: under each figure its caption, and no figure wider than
+        # its column (the screenshot above is what a person sees)
+        placed = driver.execute_script(
+            "return Array.from(document.querySelectorAll('figure')).filter(f => f.querySelector('img'))"
+            ".map(f => {const i = f.querySelector('img').getBoundingClientRect(), "
+            "c = f.querySelector('figcaption'), p = f.parentElement.getBoundingClientRect(); "
+            "return [i.bottom, c ? c.getBoundingClientRect().top : null, i.left, i.right, p.left, p.right];});")
+        assert sum(ct is not None for _, ct, *_ in placed) >= 5, placed
+        assert all((ct is None or ib <= ct + 0.5) and pl - 0.5 <= il and ir <= pr + 0.5
+                   for ib, ct, il, ir, pl, pr in placed), placed
     finally:
         driver.quit()
+
+
+@pytest.mark.slow
+def test_quick_demo_figures_have_no_overlapping_labels(quick_demo_run, tmp_path, monkeypatch):
+    """Every figure of the quick demo's report, drawn again: no label overlaps another or runs off its
+    figure (figures.layout_problems, whose own controls are in tests/unit/test_report_layout.py)."""
+    run, _ = quick_demo_run
+    drawn = []
+    original = figures._picture
+
+    def keep(fig, alt):
+        drawn.append((alt, figures.layout_problems(fig)))
+        return original(fig, alt)
+
+    monkeypatch.setattr(figures, "_picture", keep)
+    write_report([run], tmp_path / "again.html")
+    assert len(drawn) >= 5
+    assert not [(alt, p) for alt, p in drawn if p], [(alt, p[:4]) for alt, p in drawn if p]

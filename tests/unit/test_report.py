@@ -77,9 +77,9 @@ def _vs(i: int, gain: float, clear: bool) -> dict:
     }
 
 
-def _probe(variant: str, scale: float, labels: dict[str, float] | None = None) -> dict:
+def _probe(variant: str, scale: float, labels: dict[str, float] | None = None, methods: dict | None = None) -> dict:
     """probe.json (version 2) of the base and `labels` (label -> pass@1); grpo-like labels differ clearly."""
-    labels = labels or {f"{m}-s{s}": p1 + 0.01 * s for m, p1 in METHODS.items() for s in SEEDS}
+    labels = labels or {f"{m}-s{s}": p1 + 0.01 * s for m, p1 in (methods or METHODS).items() for s in SEEDS}
     per_model = {"base": {**_model(0.125 * scale), "free_energy": _sweep(0.0, None)}}
     vs_base = {}
     for i, (label, p1) in enumerate(labels.items()):
@@ -100,7 +100,7 @@ def _spread(values: list) -> dict:
             "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-def _across_seeds(probes: dict) -> dict:
+def _across_seeds(probes: dict, methods: dict = METHODS) -> dict:
     """summary.json's across_seeds, from the probes the way the demo builds it."""
     figs = {"pass1": lambda p, v: p["per_model"][v]["pass_at_k"]["1"],
             "delta_pass1": lambda p, v: p["vs_base"][v]["delta_pass_at_k"]["1"]["value"],
@@ -113,27 +113,28 @@ def _across_seeds(probes: dict) -> dict:
             "kl_to_base_per_token": lambda p, v: p["vs_base"][v]["distance"]["reverse"]["kl_exact_per_token"],
             "free_energy_gap": lambda p, v: p["vs_base"][v]["free_energy"]["1"]["gap"]["value"]}
     return {m: {variant: {f: _spread([get(p, f"{m}-s{s}") for s in SEEDS]) for f, get in figs.items()}
-                for variant, p in probes.items()} for m in METHODS}
+                for variant, p in probes.items()} for m in methods}
 
 
-def write_demo_folder(root: Path) -> Path:
-    """A demo run folder in miniature; summary's run_dir paths point elsewhere, as after a move."""
-    probes = {"id": _probe("id", 1.0), "ood": _probe("ood", 0.5)}
+def write_demo_folder(root: Path, methods: dict = METHODS, scale: float = 1.0) -> Path:
+    """A demo run folder in miniature; summary's run_dir paths point elsewhere, as after a move. `methods`:
+    method -> pass@1 in distribution; `scale` multiplies every pass@k (another run, on another scale)."""
+    probes = {"id": _probe("id", scale, methods=methods), "ood": _probe("ood", 0.5 * scale, methods=methods)}
     for variant, p in probes.items():
         (root / f"probe-{variant}").mkdir(parents=True)
         (root / f"probe-{variant}" / "probe.json").write_text(json.dumps(p))
-    for label in LABELS:
+    for label in (f"{m}-s{s}" for m in methods for s in SEEDS):
         (root / label).mkdir()
-        rl = label.startswith("grpo")  # offline methods log no reward or KL
-        rows = [{"step": s, "loss": 1.0 / s, **({"reward": -2 + s * 0.1, "kl": 0.01 * s} if rl else {"weight": 1.0})}
-                for s in range(1, 5)]
+        rl = label.startswith(("grpo", "rloo"))  # offline methods log no reward or KL
+        rows = [{"step": s, "loss": scale / s, **({"reward": -2 + s * 0.1 * scale, "kl": 0.01 * s} if rl else
+                                                 {"weight": 1.0})} for s in range(1, 5 + int(scale))]
         (root / label / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    methods = {m: {"seeds": {str(s): {"label": f"{m}-s{s}", "run_dir": f"/moved/away/{m}-s{s}",
-                                      "train_seconds": 1.5 + i + s} for s in SEEDS}} for i, m in enumerate(METHODS)}
+    seeds = {m: {"seeds": {str(s): {"label": f"{m}-s{s}", "run_dir": f"/moved/away/{m}-s{s}",
+                                    "train_seconds": 1.5 + i + s} for s in SEEDS}} for i, m in enumerate(methods)}
     summary = {"budget": {"sequences_per_method": 64, "eval_prompts": 4, "eval_samples": 4, "train_seeds": list(SEEDS)},
-               "quick": True, "seed": 0, "methods": methods,
-               "labels": {f"{m}-s{s}": {"method": m, "seed": s} for m in METHODS for s in SEEDS},
-               "eval": {}, "across_seeds": _across_seeds(probes), "total_seconds": 9.0,
+               "quick": True, "seed": 0, "methods": seeds,
+               "labels": {f"{m}-s{s}": {"method": m, "seed": s} for m in methods for s in SEEDS},
+               "eval": {}, "across_seeds": _across_seeds(probes, methods), "total_seconds": 9.0,
                "probe": {v: {"dir": f"probe-{v}", "seconds": 1.0, "estimator": "sampling", "beta": 1.0}
                          for v in probes}}
     (root / "summary.json").write_text(json.dumps(summary))

@@ -35,20 +35,10 @@ def _names(spec: FigureSpec) -> list[str]:
     return [s.name for s in spec.series]
 
 
-def claims_colors(all_claims: Iterable[Claims], colors: dict[str, str]) -> dict[str, str]:
-    """`colors` (the page's, by method and model) and a colour for every other method the claims' figures
-    name, from the tab10/tab20 colours the page does not use yet, so one method keeps one colour everywhere."""
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
-
-    out = dict(colors)
-    keys = [method_key(n) for cs in all_claims for c in cs.claims for f in c.figures for n in _names(f)]
-    new = [k for k in dict.fromkeys(keys) if k not in out]
-    used = set(out.values())
-    spare = [c for cmap in ("tab10", "tab20") for c in map(to_hex, colormaps[cmap].colors) if c not in used]
-    spare = list(dict.fromkeys(spare)) or [figures.BASE_COLOR]
-    out |= {k: spare[i % len(spare)] for i, k in enumerate(new)}
-    return out
+def claims_names(all_claims: Iterable[Claims]) -> list[str]:
+    """The methods the claims' figures name (each series or row by its method_key), for the page's palette, so
+    a method keeps one colour in the claims and in the rest of the page."""
+    return [method_key(n) for cs in all_claims for c in cs.claims for f in c.figures for n in _names(f)]
 
 
 def color_of(name: str, colors: dict[str, str]) -> str:
@@ -70,10 +60,7 @@ def _legend(fig, ax) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
         return
-    longest = max(len(x) for x in labels)
-    ncol = min(len(labels), 1 if longest > 30 else 2 if longest > 16 else 3)
-    fig.legend(handles, labels, loc="outside lower center", ncol=ncol, frameon=False, fontsize=7.5,
-               handlelength=2.6)
+    figures.fitted_legend(fig, handles, labels, max_cols=3, fontsize=7.5, handlelength=2.6)
 
 
 def _title(ax, title: str) -> None:
@@ -142,8 +129,18 @@ def _draw_intervals(ax, spec: IntervalsFigure, colors: dict[str, str]) -> None:
         tick.set_color(color_of(r.name, colors))
     ax.set_ylim(-0.6, n - 0.4)
     ax.margins(x=0.12)
-    ax.set_xlabel(spec.x_label)
+    # centred on the figure, not on the axes that wide row names push right, so a long label stays inside
+    ax.figure.supxlabel("\n".join(textwrap.wrap(spec.x_label, 50)) or spec.x_label, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
+
+
+def _two_lines(name: str) -> str:
+    """A category name broken once, after the "_" nearest its middle ("wrong_numbers" -> "wrong_" / "numbers")."""
+    cuts = [i + 1 for i, ch in enumerate(name) if ch == "_" and 0 < i < len(name) - 1]
+    if not cuts:
+        return name
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return name[:cut] + "\n" + name[cut:]
 
 
 def _draw_bars(ax, spec: BarsFigure, colors: dict[str, str]) -> None:
@@ -161,15 +158,15 @@ def _draw_bars(ax, spec: BarsFigure, colors: dict[str, str]) -> None:
                 ax.text(i + offset, 0, "n/a", ha="center", va="bottom", fontsize=7, color="#888888")
     if any(v is not None and v < 0 for s in spec.series for v in s.values):
         ax.axhline(0, color="#888888", lw=0.8)
-    crowded = sum(len(c) for c in spec.categories) > 36
-    ax.set_xticks(range(len(spec.categories)), spec.categories, rotation=25 if crowded else 0,
-                  ha="right" if crowded else "center", fontsize=8)
+    crowded = sum(len(c) for c in spec.categories) > 36  # then each name on up to two lines, broken after a "_"
+    ax.set_xticks(range(len(spec.categories)), [_two_lines(c) if crowded else c for c in spec.categories],
+                  fontsize=8)
     ax.set_ylabel(spec.y_label)
     ax.grid(axis="y", alpha=0.3)
 
 
 def claim_figure(spec: FigureSpec, colors: dict[str, str], alt: str) -> figures.Picture:
-    """One figure of a claim as the page's Picture; `colors` from claims_colors."""
+    """One figure of a claim as the page's Picture; `colors`: the page's palette (figures.palette)."""
     import matplotlib
 
     with matplotlib.rc_context(figures.STYLE):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from html import escape
 
 from reweightlab.report import figures, tables
-from reweightlab.report.claims_figures import claims_colors
+from reweightlab.report.claims_figures import claims_names
 from reweightlab.report.claims_html import CLAIMS_CSS, claims_section
 from reweightlab.report.load import RunData
 
@@ -53,11 +53,12 @@ figcaption span, .how span { display: block; }
 
 @dataclass(frozen=True)
 class Section:
-    """One block of the page: `render(run, colors)` returns that run's column as HTML."""
+    """One block of the page: `render(run, colors, limits)` returns that run's column as HTML (`limits`: the
+    axes every column's figures share)."""
 
     key: str
     title: str
-    render: Callable[[RunData, dict[str, str]], str]
+    render: Callable[[RunData, dict[str, str], figures.Limits], str]
 
 
 def _figure_html(pic: figures.Picture, how: tuple[str, str]) -> str:
@@ -141,7 +142,7 @@ TRANSITIONS_HOW = (
 )
 
 
-def _methods_section(run: RunData, colors: dict[str, str]) -> str:
+def _methods_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if run.kind == "demo":
         how = (ACROSS_HOW[0].format(n=run.num_seeds), ACROSS_HOW[1])
         return _per_variant(run, tables.across_table, colors) + _how(*how)
@@ -157,7 +158,7 @@ REVISION_HOW = (
 )
 
 
-def _revision_section(run: RunData, colors: dict[str, str]) -> str:
+def _revision_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if not any(e["base"].revision for e in run.evals.values()):
         return ('<p class="note">No revision episodes in this run (probe --revision-attempts, demo '
                 'revision_attempts).</p>')
@@ -170,62 +171,67 @@ def _no_trained(run: RunData) -> str:
     return '<p class="note">No trained model in this folder: nothing to compare with the base.</p>'
 
 
-def _versus_section(run: RunData, colors: dict[str, str]) -> str:
+def _versus_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if not run.trained:
         return _no_trained(run)
     extra = " train s: wall time of post-training." if run.train_seconds else ""
     return _per_variant(run, tables.versus_table, colors) + _how(VERSUS_HOW[0], VERSUS_HOW[1] + extra)
 
 
-def _support_section(run: RunData, colors: dict[str, str]) -> str:
+def _support_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if not run.trained:
         return _no_trained(run)
     return _per_variant(run, tables.support_table, colors) + _how(*SUPPORT_HOW)
 
 
-def _passk_section(run: RunData, colors: dict[str, str]) -> str:
+def _passk_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if run.kind == "demo":
         which = (f"one line per method, its first training seed ({', '.join(run.first_labels)}); every seed's "
                  "Δpass@1 and k* are in the tables above. A demo probes both rules but trains on the first only.")
     else:
         which = "one line per model in the probe."
-    return _figure_html(figures.passk_figure(run, colors), (PASSK_HOW[0] + which, PASSK_HOW[1]))
+    return _figure_html(figures.passk_figure(run, colors, limits), (PASSK_HOW[0] + which, PASSK_HOW[1]))
 
 
-def _scatter_section(run: RunData, colors: dict[str, str]) -> str:
+def _scatter_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if not run.trained:
         return _no_trained(run)
-    return _figure_html(figures.scatter_figure(run, colors), SCATTER_HOW)
+    return _figure_html(figures.scatter_figure(run, colors, limits), SCATTER_HOW)
 
 
-def _free_energy_section(run: RunData, colors: dict[str, str]) -> str:
+def _free_energy_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if not any(e.free_energy for ev in run.evals.values() for e in ev.values()):
         return '<p class="note">No free-energy sweep in this folder.</p>'
     panel = ("method: its first seed in full, its other seeds' gaps as thin lines" if run.num_seeds > 1 else
              "model")
-    return _figure_html(figures.free_energy_figure(run, colors),
+    return _figure_html(figures.free_energy_figure(run, colors, limits),
                         (FREE_ENERGY_HOW[0], FREE_ENERGY_HOW[1].format(panel=panel)))
 
 
-def _training_section(run: RunData, colors: dict[str, str]) -> str:
+def _training_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if not run.metrics:
-        return '<p class="note">No training curves: this folder holds a probe only (no metrics.jsonl).</p>'
-    logs_reward = list(dict.fromkeys(run.method_of.get(m, m) for m, rows in run.metrics.items()
-                                     if any("reward" in r for r in rows)))
-    others = [m for m in run.methods if m not in logs_reward]
-    first = (f"Per-step logs from each trained model's metrics.jsonl, one line per seed in its method's colour. "
-             f"Reward and KL are logged by {', '.join(logs_reward) or 'no method'} only"
-             + (f"; {', '.join(others)} train on fixed data and log a loss (and weights) but no reward or KL."
-                if others else "."))
-    second = ("Rising reward with a KL that levels off is healthy RL. The offline loss is a weighted NLL and the RL "
-              "loss a surrogate: compare the shapes of the curves, not their values, across the two families.")
-    return _figure_html(figures.training_figure(run, colors), (first, second))
+        where = ("no trained model's folder holds a training run (config.json and metrics.jsonl in the model's "
+                 "folder, or around <run>/final and <run>/checkpoints/step-N)" if run.kind == "probe" else
+                 "no metrics.jsonl")
+        return f'<p class="note">No training curves: {escape(where)}.</p>'
+    by_family = {f: list(dict.fromkeys(run.method_of.get(m, m) for m in run.metrics if run.family.get(m) == f))
+                 for f in ("rl", "offline")}
+    missing = [m for m in run.trained if m not in run.metrics]
+    first = ("Per-step logs from each trained model's metrics.jsonl"
+             + (" (found beside each model's folder)" if run.kind == "probe" else "")
+             + ", one line per seed in its method's colour. RL: "
+             + (", ".join(by_family["rl"]) or "none") + "; offline (weighted NLL on fixed data): "
+             + (", ".join(by_family["offline"]) or "none") + "."
+             + (f" No training log for {', '.join(missing)}." if missing else ""))
+    second = ("The offline loss is a weighted NLL and the RL loss a clipped surrogate whose value is not a "
+              "likelihood, so each has its own axes; rising reward with a KL that levels off is healthy RL.")
+    return _figure_html(figures.training_figure(run, colors, limits), (first, second))
 
 
-def _transitions_section(run: RunData, colors: dict[str, str]) -> str:
+def _transitions_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if not any(run.transitions.values()):
         return '<p class="note">No regime transitions in this folder.</p>'
-    return _figure_html(figures.transitions_figure(run, colors), TRANSITIONS_HOW)
+    return _figure_html(figures.transitions_figure(run, colors, limits), TRANSITIONS_HOW)
 
 
 CONTROL_FILE = "control.json"  # written by `reweightlab control run` (reweightlab.control.run.RESULTS_FILE)
@@ -242,7 +248,7 @@ def _pm(mean, std, spec: str) -> str:
     return "–" if mean is None else f"{format(mean, spec)} ± {format(std or 0.0, spec)}"
 
 
-def _control_section(run: RunData, colors: dict[str, str]) -> str:
+def _control_section(run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     """The `control run` results table, when the folder holds control.json (read here, computed nowhere)."""
     import json
 
@@ -287,7 +293,8 @@ OPTIONAL_SECTIONS = (
      lambda run: (run.path / CONTROL_FILE).is_file()),
 )
 # First of all when some folder holds a study's claims.json: each claim with its verdict (claims_html.py).
-CLAIMS_SECTION = Section("claims", "Claims: the papers' findings and our verdicts", claims_section)
+CLAIMS_SECTION = Section("claims", "Claims: the papers' findings and our verdicts",
+                         lambda run, colors, _limits: claims_section(run, colors))
 NO_LM_RESULTS = {"control": "a control run", "claims": "a study's claims only"}
 
 
@@ -299,27 +306,31 @@ def _sections(runs: list[RunData]) -> list[Section]:
     return [*first, *lm, *(s for s, present in OPTIONAL_SECTIONS if any(present(r) for r in runs))]
 
 
-def _render(section: Section, run: RunData, colors: dict[str, str]) -> str:
+def _render(section: Section, run: RunData, colors: dict[str, str], limits: figures.Limits) -> str:
     if run.kind in NO_LM_RESULTS and section in SECTIONS:  # side by side with a language-model run
         return f'<p class="note">No language-model results in this folder ({NO_LM_RESULTS[run.kind]}).</p>'
-    return section.render(run, colors)
+    return section.render(run, colors, limits)
 
 
 def render_page(runs: list[RunData]) -> str:
     """The whole page for one run, or several side by side (one column per run in every section)."""
-    colors = figures.palette([r.method_of.get(m, m) for r in runs for m in r.models])
+    names = [r.method_of.get(m, m) for r in runs for m in r.models]  # and the methods only the claims name:
+    colors = figures.palette(names + claims_names([r.claims for r in runs if r.claims is not None]))
     for r in runs:  # every trained model in its method's colour
         colors |= {m: colors[r.method_of.get(m, m)] for m in r.models}
-    colors = claims_colors([r.claims for r in runs if r.claims is not None], colors)  # methods only claims name
+    limits = figures.shared_limits(runs)
     names = " vs ".join(r.name for r in runs)
     facts = "".join(f'<p class="facts"><b>{escape(r.name)}</b>: {escape(f)}</p>' for r in runs for f in r.facts)
+    if len(runs) > 1:
+        facts += ('<p class="facts">Side by side: a figure has the same axes in every column, and a method or '
+                  "model the same colour on every page.</p>")
     sections = _sections(runs)
     nav = "".join(f'<a href="#{s.key}">{escape(s.title)}</a>' for s in sections)
     body = []
     for s in sections:
         cols = "".join(
-            f'<div class="col">{f"<h3 class=run>{escape(r.name)}</h3>" if len(runs) > 1 else ""}{_render(s, r, colors)}'
-            "</div>" for r in runs)
+            f'<div class="col">{f"<h3 class=run>{escape(r.name)}</h3>" if len(runs) > 1 else ""}'
+            f"{_render(s, r, colors, limits)}</div>" for r in runs)
         body.append(f'<section id="{s.key}"><h2>{escape(s.title)}</h2><div class="cols">{cols}</div></section>')
     width = 1200 if len(runs) == 1 else 1120 * len(runs)
     css = CSS + (CLAIMS_CSS if CLAIMS_SECTION in sections else "")

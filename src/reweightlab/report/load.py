@@ -111,6 +111,7 @@ class RunData:
     transitions: dict[str, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)
     regimes: list[str] = field(default_factory=list)
     metrics: dict[str, list[dict]] = field(default_factory=dict)  # label -> metrics.jsonl rows
+    family: dict[str, str] = field(default_factory=dict)  # label -> "rl" or "offline", where metrics were found
     train_seconds: dict[str, float] = field(default_factory=dict)  # label -> seconds
     across: dict[str, dict[str, dict[str, Spread]]] = field(default_factory=dict)  # method -> variant -> figure
     beta: dict[str, float] = field(default_factory=dict)  # variant -> the beta of the tables' F gap
@@ -212,13 +213,15 @@ def _sweep(raw: dict, where: str) -> dict[float, FreeEnergy]:
     return dict(sorted(out.items()))
 
 
-def _kl(raw: dict) -> Interval:
+def _kl(raw: dict | None) -> Interval:
+    if raw is None:  # a probe of samples files: no model was run, so no KL (probe.json names it not_measured)
+        return Interval(None)
     lo, hi = raw.get("kl_exact_per_token_ci95") or (None, None)
     return Interval(_num(raw["kl_exact_per_token"]), _num(lo), _num(hi))
 
 
 def _comparison(v: dict, where: str) -> Comparison:
-    sp, gain, dist = v["support_prompts"], v["pass1_gain"], v["distance"]
+    sp, gain, dist = v["support_prompts"], v["pass1_gain"], v.get("distance") or {}
     levels = {"prompts": sp, "solutions": v["support_solutions"]}
     return Comparison(
         delta_pass1=_interval(v["delta_pass_at_k"]["1"], f"{where}.delta_pass_at_k.1"),
@@ -227,7 +230,7 @@ def _comparison(v: dict, where: str) -> Comparison:
         creation=_interval(gain["creation"], f"{where}.pass1_gain.creation"),
         support_E=_interval(sp["E"], f"{where}.support_prompts.E"),
         support_S=_interval(sp["S"], f"{where}.support_prompts.S"),
-        kl=_kl(dist["reverse"]), kl_forward=_kl(dist["forward"]),
+        kl=_kl(dist.get("reverse")), kl_forward=_kl(dist.get("forward")),
         support={lv: {r: _interval(raw[r], f"{where}.support_{lv}.{r}") for r in SUPPORT_RATIOS}
                  for lv, raw in levels.items()},
         training_beta=_num(v.get("training_beta")),
@@ -243,7 +246,8 @@ def _model_eval(probe: dict, label: str) -> ModelEval:
         mean_reward=_num(m.get("mean_reward")),
         regimes={str(r): int(n) for r, n in m["regimes"].items()},
         distinct=_num((m.get("diversity") or {}).get("distinct_solutions_per_prompt")),
-        free_energy=_sweep(m["free_energy"] if vs is None else vs["free_energy"], where if vs is None else
+        # a trained model's sweep is in vs_base (with gap_minus_base); a probe of samples files has none
+        free_energy=_sweep(m["free_energy"] if vs is None else vs.get("free_energy") or {}, where if vs is None else
                            f"vs_base.{label}"),
         vs=None if vs is None else _comparison(vs, f"vs_base.{label}"),
         revision=None if not m.get("revision") else {
@@ -279,6 +283,42 @@ def _load_probe(path: Path, run: RunData, variant: str, labels: list[str] | None
     return str(probe.get("independence") or "")
 
 
+RUN_FILES = ("config.json", "metrics.jsonl")  # what `reweightlab train` writes in every run folder
+
+
+def training_run(model: str | Path, near: Path) -> Path | None:
+    """The training run folder of a model folder, where it is one: the folder itself, or the run around
+    ``<run>/final`` or ``<run>/checkpoints/step-N``, holding config.json and metrics.jsonl. A relative path is
+    looked up from the current folder, then from `near` (the probe folder) and its parent. None for a model
+    that `reweightlab train` did not write (a hub model, a samples file)."""
+    p = Path(model)
+    for candidate in ([p] if p.is_absolute() else [p, near / p, near.parent / p]):
+        if not candidate.is_dir():
+            continue
+        run = (candidate.parent if candidate.name == "final" else
+               candidate.parent.parent if candidate.parent.name == "checkpoints" else candidate)
+        if all((run / f).is_file() for f in RUN_FILES):
+            return run
+    return None
+
+
+def _family(run_dir: Path, rows: list[dict]) -> str:
+    """'rl' or 'offline': from the run's config.json (resolved.data_source 'online' is RL), else from its rows
+    (only RL runs log a reward)."""
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        source = cfg["resolved"]["data_source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "rl" if any("reward" in r for r in rows) else "offline"
+    return "rl" if source == "online" else "offline"
+
+
+def _training_logs(run: RunData, run_dirs: dict[str, Path]) -> None:
+    for label, run_dir in run_dirs.items():
+        run.metrics[label] = _read_jsonl(run_dir / "metrics.jsonl")
+        run.family[label] = _family(run_dir, run.metrics[label])
+
+
 def _across(raw: dict, methods: list[str]) -> dict[str, dict[str, dict[str, Spread]]]:
     return {m: {v: {f: Spread(_num(s["mean"]), _num(s["std"]), int(s["n"])) for f, s in figs.items()}
                 for v, figs in raw[m].items()} for m in methods}
@@ -287,7 +327,7 @@ def _across(raw: dict, methods: list[str]) -> dict[str, dict[str, dict[str, Spre
 def _load_demo(folder: Path, summary_path: Path) -> RunData:
     summary = _read_json(summary_path)
     run = RunData(folder, "demo", ["base"], method_of={"base": "base"})
-    run_dirs: dict[str, str] = {}
+    run_dirs: dict[str, Path] = {}
     with _reading(summary_path):
         for method, info in summary["methods"].items():
             for s in info["seeds"].values():
@@ -298,7 +338,7 @@ def _load_demo(folder: Path, summary_path: Path) -> RunData:
                 # by name inside the folder, not the absolute run_dir: a moved or copied folder still renders;
                 # a run_dir of null is a model that was not trained (the study's negative control)
                 if "run_dir" not in s or s["run_dir"] is not None:
-                    run_dirs[label] = Path(str(s.get("run_dir") or label)).name
+                    run_dirs[label] = folder / Path(str(s.get("run_dir") or label)).name
         run.num_seeds = max([len(info["seeds"]) for info in summary["methods"].values()] + [1])
         run.across = _across(summary["across_seeds"], run.methods)
         probes = {v: str(summary["probe"][v].get("dir", f"probe-{v}")) for v in VARIANTS if v in summary["probe"]}
@@ -307,7 +347,7 @@ def _load_demo(folder: Path, summary_path: Path) -> RunData:
         budget = summary.get("budget", {})
         seeds = ", ".join(dict.fromkeys(str(s) for info in summary["methods"].values() for s in info["seeds"]))
     independence = [_load_probe(folder / sub / "probe.json", run, v, run.trained) for v, sub in probes.items()]
-    run.metrics = {m: _read_jsonl(folder / run_dirs[m] / "metrics.jsonl") for m in run.trained if m in run_dirs}
+    _training_logs(run, {m: run_dirs[m] for m in run.trained if m in run_dirs})
     run.facts += [f"independence: {s}" for s in dict.fromkeys(independence) if s]
     run.facts.insert(0, (
         f"{'quick demo' if summary.get('quick') else 'demo'}, seed {summary.get('seed', '?')}: "
@@ -319,9 +359,10 @@ def _load_demo(folder: Path, summary_path: Path) -> RunData:
 
 
 def load_run(folder: str | Path) -> RunData:
-    """A demo folder (summary.json + probe-*/probe.json + <label>/metrics.jsonl), a probe folder (probe.json
-    alone), a control folder (control.json) or a study's claims alone (claims.json); any of them with the
-    claims.json a study writes. Raises ReportError naming the file that is missing or malformed."""
+    """A demo folder (summary.json + probe-*/probe.json + <label>/metrics.jsonl), a probe folder (probe.json,
+    and the training curves of each trained model whose run folder `training_run` finds), a control folder
+    (control.json) or a study's claims alone (claims.json); any of them with the claims.json a study writes.
+    Raises ReportError naming the file that is missing or malformed."""
     from reweightlab.report.claims import CLAIMS_FILE, read_claims  # claims.py imports this module's ReportError
 
     folder = Path(folder)
@@ -346,6 +387,10 @@ def _load_results(folder: Path, *, claims_alone: bool) -> RunData:
         run.facts += [f"independence: {independence}"] if independence else []
         run.models += list(run.transitions[variant])
         run.method_of |= {m: m for m in run.trained}  # a lone probe: each trained model is its own method
+        with _reading(probe):
+            models = {m: str(p) for m, p in (head.get("models") or {}).items() if m in run.trained}
+        found = {m: training_run(p, folder) for m, p in models.items()}
+        _training_logs(run, {m: d for m, d in found.items() if d is not None})  # curves beside each model
         return run
     if (folder / "control.json").exists():  # `reweightlab control run --out DIR`: only the control section
         return RunData(folder, "control", [], facts=["control policies from offline data (control.json)"])
