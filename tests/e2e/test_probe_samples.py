@@ -95,6 +95,10 @@ def test_known_zero_and_known_gain(tmp_path):
     assert summary["vs_base"]["gain"]["support_prompts"]["E"]["value"] == 4
     assert summary["vs_base"]["gain"]["pass1_gain"]["creation"]["value"] == pytest.approx(4 / P * 3 / n)
     assert summary["vs_base"]["same"]["support_prompts"]["E"]["value"] == 0
+    # the report reads the folder: the figures samples give, and no KL or trained free energy made up for it
+    assert main(["report", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert 'data-model="gain"' in page and 'id="passk"' in page and "No training curves" in page
 
 
 def test_lm_eval_log_samples_scored_by_a_trl_style_reward(tmp_path):

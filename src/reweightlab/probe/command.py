@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,7 +181,7 @@ def _check_task(settings: ProbeSettings):
     return task
 
 
-def _check_out(out_dir: Path) -> None:
+def check_out(out_dir: Path) -> None:
     """--out must be new or empty (files.check_new_folder): a probe never writes among others' files."""
     if (out_dir / "probe.json").exists():
         raise ProbeError(f"{out_dir} already holds a probe (probe.json); choose another --out")
@@ -214,6 +216,26 @@ def _check_fits(task, problems, tokenizer, models, settings: ProbeSettings) -> N
                               "the prompt + its longest reference solution", "shorten the row's answer")
     except TooLongError as exc:
         raise ProbeError(str(exc)) from None
+
+
+@contextmanager
+def owned_out(out_dir: Path) -> Iterator[None]:
+    """--out locked for the block (a second probe into it is refused); a block that does not finish leaves no
+    folder that it made (its temporary files and the empty folders removed), and never touches one it did not."""
+    created = not out_dir.exists()
+    try:
+        lock = FolderLock(out_dir, "--out").acquire()
+    except FolderError as exc:
+        raise ProbeError(str(exc)) from None
+    try:
+        yield
+    except BaseException:
+        lock.release()
+        if created:
+            remove_temporaries(out_dir)
+            _remove_empty_tree(out_dir)
+        raise
+    lock.release()
 
 
 def _remove_empty_tree(folder: Path) -> None:
@@ -284,7 +306,7 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     settings.check()
     task = _check_task(settings)
     out_dir = Path(out_dir)
-    _check_out(out_dir)
+    check_out(out_dir)
     tokenizer, models = _load(base, trained, settings.device)
     use_tokenizer(task, tokenizer, chat_template=settings.chat_template)  # a data file's chat template
     problems = _problems(task, settings)
@@ -294,32 +316,24 @@ def run_probe(base: str, trained: dict[str, str], settings: ProbeSettings, out_d
     _check_fits(task, problems, tokenizer, models, settings)
     train_betas = {label: training_beta(p) for label, p in trained.items()}
     betas = settings.resolved_betas(tuple(b for b in train_betas.values() if b is not None))
-    created = not out_dir.exists()
-    try:
-        lock = FolderLock(out_dir, "--out").acquire()  # held until the probe's files are written
-    except FolderError as exc:
-        raise ProbeError(str(exc)) from None
-    writer = None
-    try:
-        writer = SampleWriter(out_dir / "samples", problems) if settings.keep_samples else None
-        probes = {}
-        for i, (label, model) in enumerate(tqdm(models.items(), desc=f"probing ({settings.variant})",
-                                                disable=not progress)):
-            probes[label] = probe_model(model, tokenizer, task, problems, settings, label=label, index=i,
-                                        progress=progress, recorder=writer)
-        summary, rows = _summarise(base, trained, settings, task, problems, models, probes, betas, train_betas)
-        files = None if writer is None else [str(p.relative_to(out_dir)) for p in writer.finish()]
-        summary = dataclasses.replace(summary, seconds=round(time.perf_counter() - t_start, 1), samples_files=files)
-        write_outputs(out_dir, summary, rows)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        lock.release()
-        if created:  # a probe that did not finish leaves no folder it made (unless it kept files there)
-            remove_temporaries(out_dir)
-            _remove_empty_tree(out_dir)
-        raise
-    lock.release()
+    with owned_out(out_dir):  # locked until the probe's files are written; removed if it made it and failed
+        writer = None
+        try:
+            writer = SampleWriter(out_dir / "samples", problems) if settings.keep_samples else None
+            probes = {}
+            for i, (label, model) in enumerate(tqdm(models.items(), desc=f"probing ({settings.variant})",
+                                                    disable=not progress)):
+                probes[label] = probe_model(model, tokenizer, task, problems, settings, label=label, index=i,
+                                            progress=progress, recorder=writer)
+            summary, rows = _summarise(base, trained, settings, task, problems, models, probes, betas, train_betas)
+            files = None if writer is None else [str(p.relative_to(out_dir)) for p in writer.finish()]
+            summary = dataclasses.replace(summary, seconds=round(time.perf_counter() - t_start, 1),
+                                          samples_files=files)
+            write_outputs(out_dir, summary, rows)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
     written = as_json(summary)
     log(format_probe_table(written))
     log(f"wrote {out_dir / 'probe.json'} and {out_dir / 'probe_prompts.jsonl'}")

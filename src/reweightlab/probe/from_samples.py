@@ -42,7 +42,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from reweightlab.files import FolderError, FolderLock, remove_temporaries
 from reweightlab.probe.study import (
     PROBE_VERSION,
     ModelProbe,
@@ -265,7 +264,7 @@ def _counts(texts_P: list[list[str]], rewards_PN, success_PN):
 def _model_from_file(label: str, groups, rewards_PN, success_PN, settings: ProbeSettings, *, is_base: bool,
                      seconds: float) -> ModelProbe:
     """A ModelProbe built from one file's scored samples (module docstring: which samples make what)."""
-    from reweightlab.probe.study import _regimes
+    from reweightlab.probe.study import classify_regimes
 
     K = settings.thresholds.budget_K
     c_K_P = success_PN[:, :K].sum(1).long()
@@ -273,7 +272,7 @@ def _model_from_file(label: str, groups, rewards_PN, success_PN, settings: Probe
     regime_counts = _counts([g.texts[:K] for g in groups], rewards_PN[:, :K], success_PN[:, :K])
     s = _counts([g.texts[measure] for g in groups], rewards_PN[:, measure], success_PN[:, measure])
     none_found = torch.zeros(len(groups), dtype=torch.bool)
-    sampling, _ = _regimes(c_K_P, None, None, none_found, settings)
+    sampling, _ = classify_regimes(c_K_P, None, None, none_found, settings)
     return ModelProbe(
         label=label, samples=s, c_K_P=c_K_P, solutions_K=regime_counts.solutions(), regime_seed=-1,
         p_known_P=None, max_logp_P=None, unlisted_success_P=None, search_found_P=none_found,
@@ -324,7 +323,7 @@ def _file_settings(settings: ProbeSettings, counts: dict[str, int], files: dict[
         raise ProbeError(f"--samples: the largest k = {max(ks)} exceeds the {n} samples per prompt that measure "
                          f"pass@k (the base's are its samples after the first K = {K}); drop k > {n} from --k")
     out = dataclasses.replace(settings, n=n, search=None, keep_samples=False, keep_per_prompt=1)
-    dataclasses.replace(out, n=max(n, K)).check()  # the remaining checks (betas, bootstrap, device, ...)
+    out.check_figures()  # the remaining checks (betas, bootstrap, device, ...); K was checked above
     return out
 
 
@@ -344,48 +343,39 @@ def probe_samples(files: dict[str, str], settings: ProbeSettings, out_dir: str |
                   progress: bool = True, log=print) -> dict:
     """The probe's figures from samples files ({label: path}, the base first); writes probe.json and
     probe_prompts.jsonl into ``out_dir`` as the sampling probe does; returns the summary."""
-    from reweightlab.probe.command import _check_out, _remove_empty_tree, format_probe_table
+    from reweightlab.probe.command import check_out, format_probe_table, owned_out
     from reweightlab.probe.outputs import as_json, write_outputs
     from reweightlab.tasks.rewards.worker import RewardRunner
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
-    _check_out(out_dir)
+    check_out(out_dir)
     read = {label: read_samples(p) for label, p in files.items()}
     keys = [g.key for g in read["base"]]
     read = {label: _aligned_groups(label, files[label], groups, keys) for label, groups in read.items()}
     counts = {label: len(groups[0].texts) for label, groups in read.items()}
     settings = _file_settings(settings, counts, files, set(user_keys))
     problems = _problems(read["base"], settings)
-    created = not out_dir.exists()
-    try:
-        lock = FolderLock(out_dir, "--out").acquire()
-    except FolderError as exc:
-        raise ProbeError(str(exc)) from None
     runner = None
-    try:
-        runner = None if settings.reward is None else RewardRunner(settings.reward, timeout=settings.reward_timeout)
-        probes, nll = {}, {}
-        for label, groups in read.items():
-            t0 = time.perf_counter()
-            rewards_PN, success_PN = _score(label, files[label], groups, runner, settings.success_threshold, progress)
-            is_base = label == "base"
-            probes[label] = _model_from_file(label, groups, rewards_PN, success_PN, settings, is_base=is_base,
-                                             seconds=time.perf_counter() - t0)
-            nll[label] = _nll_P(groups, slice(settings.thresholds.budget_K, None) if is_base else slice(None))
-        summary, rows = summarise_samples(files, settings, problems, probes, nll, runner)
-        summary = dataclasses.replace(summary, seconds=round(time.perf_counter() - t_start, 1))
-        write_outputs(out_dir, summary, rows)
-    except BaseException:
-        lock.release()
-        if created:
-            remove_temporaries(out_dir)
-            _remove_empty_tree(out_dir)
-        raise
-    finally:
-        if runner is not None:
-            runner.close()
-    lock.release()
+    with owned_out(out_dir):  # locked while it writes; a failed run leaves no folder it made
+        try:
+            runner = None if settings.reward is None else RewardRunner(settings.reward,
+                                                                       timeout=settings.reward_timeout)
+            probes, nll = {}, {}
+            for label, groups in read.items():
+                t0 = time.perf_counter()
+                rewards_PN, success_PN = _score(label, files[label], groups, runner, settings.success_threshold,
+                                                progress)
+                is_base = label == "base"
+                probes[label] = _model_from_file(label, groups, rewards_PN, success_PN, settings, is_base=is_base,
+                                                 seconds=time.perf_counter() - t0)
+                nll[label] = _nll_P(groups, slice(settings.thresholds.budget_K, None) if is_base else slice(None))
+            summary, rows = summarise_samples(files, settings, problems, probes, nll, runner)
+            summary = dataclasses.replace(summary, seconds=round(time.perf_counter() - t_start, 1))
+            write_outputs(out_dir, summary, rows)
+        finally:
+            if runner is not None:
+                runner.close()
     written = as_json(summary)
     log(format_probe_table(written))
     log(f"wrote {out_dir / 'probe.json'} and {out_dir / 'probe_prompts.jsonl'} (from samples files: no model was "

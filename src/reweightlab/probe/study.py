@@ -127,12 +127,17 @@ class ProbeSettings:
 
     def check(self) -> None:
         """ProbeError on settings that cannot work, before anything is loaded or sampled."""
-        if self.n < 1 or self.num_prompts < 1:
-            raise ProbeError(f"--n and --num-prompts must be >= 1 (got n={self.n}, num_prompts={self.num_prompts})")
         K = self.thresholds.budget_K
-        if self.n < K:
+        if self.n >= 1 and self.n < K:
             raise ProbeError(f"n = {self.n} samples per prompt is below the regime budget K = {K}: a trained "
                              f"model's regimes come from its first K samples (raise --n or lower --budget-k)")
+        self.check_figures()
+
+    def check_figures(self) -> None:
+        """The checks that hold whoever drew the samples (the sampling probe, or samples files, whose trained
+        models' K is checked against the files by the caller): counts, k, betas, estimator, device, bootstrap."""
+        if self.n < 1 or self.num_prompts < 1:
+            raise ProbeError(f"--n and --num-prompts must be >= 1 (got n={self.n}, num_prompts={self.num_prompts})")
         ks = self.resolved_ks()
         if min(ks) < 1:
             raise ProbeError(f"every k must be >= 1, got {ks}")
@@ -296,7 +301,7 @@ def _search(model, tokenizer, task, problems, settings: ProbeSettings, c_K_P: to
     return found_P, summary
 
 
-def _regimes(c_K_P, p_known_P, max_logp_P, found_P, settings: ProbeSettings):
+def classify_regimes(c_K_P, p_known_P, max_logp_P, found_P, settings: ProbeSettings):
     """(sampling, likelihood) regimes; the likelihood estimator's is None without p_known. ``found_P``:
     the search's or revision's success on the prompts the K samples missed."""
     th, K = settings.thresholds, settings.thresholds.budget_K
@@ -335,7 +340,7 @@ def probe_model(model, tokenizer, task, problems, settings: ProbeSettings, *, la
                                   episodes=settings.revision_episodes, max_new_tokens=settings.max_new_tokens,
                                   seed=seed, progress=progress)
     reached_by_extra_P = found_P if revision is None else found_P | (revision.later_success_P & (c_K_P == 0))
-    sampling, likelihood = _regimes(c_K_P, p_known_P, max_logp_P, reached_by_extra_P, settings)
+    sampling, likelihood = classify_regimes(c_K_P, p_known_P, max_logp_P, reached_by_extra_P, settings)
     return ModelProbe(
         label=label, samples=s, c_K_P=c_K_P, solutions_K=solutions_K, regime_seed=regime_seed, p_known_P=p_known_P,
         max_logp_P=max_logp_P, unlisted_success_P=unlisted_P, search_found_P=found_P, search=search,
