@@ -26,16 +26,23 @@ COMMANDS = [
     "reweightlab probe --base runs/own-data/model --trained runs/own-data/grpo/final "
     "--task runs/own-data/data.jsonl --reward examples/own_data/reward.py:correct_sum "
     "--num-prompts 8 --n 64 --budget-k 64 --max-new-tokens 4 --out runs/own-data/probe",
+    "reweightlab report runs/own-data/probe",
 ]
 
 
+def _section(text: str, title: str) -> str:
+    start = text.index(title)
+    end = text.find("\n## ", start + len(title))
+    return text[start:] if end < 0 else text[start:end]
+
+
 def test_commands_are_in_the_readmes():
-    docs = [ROOT / "examples" / "own_data" / "README.md"]
     main_readme = (ROOT / "README.md").read_text()
-    if "## Your own model and data" in main_readme:
-        docs.append(ROOT / "README.md")
-    for doc in docs:
-        text = doc.read_text()
+    docs = {"examples/own_data/README.md": (ROOT / "examples" / "own_data" / "README.md").read_text(),
+            # the quick start is this path, command for command, and so is the own-data section
+            "README.md, quick start": _section(main_readme, "## Quick start"),
+            "README.md, own data": _section(main_readme, "## Your own model and data")}
+    for doc, text in docs.items():
         for cmd in COMMANDS:
             assert cmd in text, f"{doc} lacks the command: {cmd}"
 
@@ -50,7 +57,8 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
             monkeypatch.setattr(sys, "argv", argv[1:])
             runpy.run_path(argv[1], run_name="__main__")
         else:
-            assert main(argv[1:] + ["--no-progress"]) == 0, capsys.readouterr().err
+            quiet = [] if argv[1] == "report" else ["--no-progress"]  # report has no progress bar to silence
+            assert main(argv[1:] + quiet) == 0, capsys.readouterr().err
     assert (tmp_path / "runs/own-data/sft/final/config.json").is_file()
     metrics = [json.loads(x) for x in (tmp_path / "runs/own-data/grpo/metrics.jsonl").read_text().splitlines()]
     assert len(metrics) == 3 and "reward_errors" in metrics[0]
@@ -64,3 +72,6 @@ def test_readme_example_runs(tmp_path, monkeypatch, capsys):
     assert "warning: in every batch" not in capsys.readouterr().out
     summary = json.loads((tmp_path / "runs/own-data/probe/probe.json").read_text())
     assert summary["estimator"] == "sampling" and summary["num_prompts"] == 8
+    # the report finds the GRPO run's training curves beside its final/ folder
+    page = (tmp_path / "runs/own-data/probe/report.html").read_text(encoding="utf-8")
+    assert "No training curves" not in page and "RL: grpo" in page
