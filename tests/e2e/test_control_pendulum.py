@@ -65,11 +65,12 @@ def test_run_writes_all_methods_and_seeds(pendulum_data, tmp_path, capsys):
     assert "iw-SFT(Q)" in printed and "paper's ordering" in printed
 
     # the report shows a control section for folders that hold this file, and only for those
+    from reweightlab.report.figures import Limits
     from reweightlab.report.html import _control_section, _sections
     from reweightlab.report.load import RunData
 
     run, other = RunData(out, "demo", ["base"]), RunData(tmp_path, "demo", ["base"])
-    html = _control_section(run, {})
+    html = _control_section(run, {}, Limits())
     assert [f'data-method="{m}"' in html for m in METHODS] == [True] * 4
     assert "control" in [s.key for s in _sections([other, run])]
     assert "control" not in [s.key for s in _sections([other])]
