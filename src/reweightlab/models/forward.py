@@ -22,6 +22,7 @@ import torch
 
 from reweightlab.data.store import MicroBatch
 from reweightlab.math import token_logprobs
+from reweightlab.models.fast_decode import KVBuffer, fast_decode_supported, fast_forward, new_buffer
 
 
 def forward_logits_logp(model, mb: MicroBatch):
@@ -94,7 +95,7 @@ class CachedPrefix:
     """A KV cache and, per row, what a further forward needs to know about it."""
 
     cache: Any
-    """The DynamicCache (B rows)."""
+    """The KV cache (B rows): a fast_decode.KVBuffer or a transformers DynamicCache."""
     mask_BS: torch.Tensor
     """long [B, S]: attention mask over the S cached columns (0 on padding)."""
     next_position_B: torch.Tensor
@@ -112,6 +113,8 @@ class CachedPrefix:
 
 
 def _cached_forward(model, prefix: CachedPrefix, ids_BT, mask_BS, position_BT, last_only: bool) -> torch.Tensor:
+    if isinstance(prefix.cache, KVBuffer):
+        return fast_forward(model, prefix.cache, ids_BT, mask_BS, position_BT, last_only)
     # logits_to_keep=1 projects one position onto the vocabulary instead of T (B x T x V floats)
     keep = {prefix.logits_kwarg: 1} if last_only and prefix.logits_kwarg else {}
     logits = model(
@@ -121,13 +124,22 @@ def _cached_forward(model, prefix: CachedPrefix, ids_BT, mask_BS, position_BT, l
     return logits[:, -1, :].float() if last_only else logits.float()
 
 
-def prefill(model, ids_BL: torch.Tensor, mask_BL: torch.Tensor) -> tuple[torch.Tensor, CachedPrefix]:
+def prefill(model, ids_BL: torch.Tensor, mask_BL: torch.Tensor, *, reserve: int = 0) -> tuple[torch.Tensor, CachedPrefix]:
     """Run left-padded prompts (``left_pad``) into a new cache: (float32 logits of the last position
-    [B, V], which predict each prompt's next token; the CachedPrefix)."""
+    [B, V], which predict each prompt's next token; the CachedPrefix).
+
+    Without gradients, a Llama-architecture model gets models/fast_decode.py's preallocated cache, with
+    room for ``reserve`` tokens beyond the prompts (more still fits: the cache grows by doubling);
+    otherwise transformers' DynamicCache.
+    """
     mask_BL = mask_BL.long()
     # Positions count real tokens only, so padding does not shift a prompt's positions.
     position_BL = (mask_BL.cumsum(-1) - 1).clamp(min=0)
-    prefix = CachedPrefix(new_cache(model), mask_BL, mask_BL.sum(-1), _logits_kwarg(model))
+    if not torch.is_grad_enabled() and fast_decode_supported(model):
+        cache = new_buffer(model, ids_BL.shape[0], ids_BL.shape[1] + max(int(reserve), 0))
+        prefix = CachedPrefix(cache, mask_BL, mask_BL.sum(-1), None)
+    else:
+        prefix = CachedPrefix(new_cache(model), mask_BL, mask_BL.sum(-1), _logits_kwarg(model))
     return _cached_forward(model, prefix, ids_BL, mask_BL, position_BL, last_only=True), prefix
 
 

@@ -93,11 +93,10 @@ def _score_chunk(model, prompts: list[list[int]], completions: list[list[int]], 
        mask], positions continuing from the prompt's own length (padding never shifts a position).
     """
     prompt_of_B = torch.as_tensor(prompt_of_B, dtype=torch.long, device=device)
-    first_logits_PV, prefix = prefill(model, *left_pad(prompts, pad_id, device))
-    prefix.reorder(prompt_of_B)
-
     ids_BT, mask_BT = _right_pad(completions, pad_id, device)
     T = ids_BT.shape[1]
+    first_logits_PV, prefix = prefill(model, *left_pad(prompts, pad_id, device), reserve=T)
+    prefix.reorder(prompt_of_B)
     predictors_BTV = first_logits_PV[prompt_of_B, None]
     if T > 1:
         # The last column is never fed: its output would predict what follows the longest

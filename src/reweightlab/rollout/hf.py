@@ -189,19 +189,19 @@ class HFRolloutEngine:
         self, prompts, start, stop, group_size, max_new_tokens, temperature, top_p, generator, uniform_BT=None
     ) -> tuple[torch.Tensor, ...]:
         """Sample sequences [start, stop); returns CPU (tokens_BT, mask_BT, logp_BT, finished_B)."""
-        logits_BV, prefix = self._prefill_chunk(prompts, start, stop, group_size)
+        logits_BV, prefix = self._prefill_chunk(prompts, start, stop, group_size, max_new_tokens)
         tokens_BT, mask_BT, logp_BT, finished_B, _last = self._decode(
             prefix, logits_BV, max_new_tokens, temperature, top_p, generator, uniform_BT)
         del prefix
         return tokens_BT.cpu(), mask_BT.cpu(), logp_BT.cpu(), finished_B.cpu()
 
-    def _prefill_chunk(self, prompts, start, stop, group_size):
+    def _prefill_chunk(self, prompts, start, stop, group_size, reserve):
         """Prefill the distinct prompts of sequences [start, stop) once and copy each prompt's cache and
         logits to its samples: (logits_BV, CachedPrefix)."""
         device = self.device
         first_prompt = start // group_size
         ids_PL, mask_PL = left_pad(prompts[first_prompt : (stop - 1) // group_size + 1], self.pad_token_id, device)
-        logits_PV, prefix = prefill(self.model, ids_PL, mask_PL)
+        logits_PV, prefix = prefill(self.model, ids_PL, mask_PL, reserve=reserve)
         prompt_of_B = torch.arange(start, stop, device=device) // group_size - first_prompt
         prefix.reorder(prompt_of_B)
         return logits_PV[prompt_of_B], prefix
@@ -290,7 +290,7 @@ class HFRolloutEngine:
 
     def _episode_chunk(self, prompts, start, stop, G, max_new_tokens, attempts, feedback, temperature, top_p,
                        generator, uniform_BAT) -> list[list[Segment]]:
-        logits_BV, prefix = self._prefill_chunk(prompts, start, stop, G)
+        logits_BV, prefix = self._prefill_chunk(prompts, start, stop, G, max_new_tokens)
         episodes: list[list[Segment]] = [[] for _ in range(stop - start)]
         live = torch.arange(stop - start)  # chunk-local episode index of each cached row
         max_positions = getattr(self.model.config, "max_position_embeddings", None)

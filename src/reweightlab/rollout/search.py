@@ -160,7 +160,7 @@ class _ChunkSearch:
         """Search every prompt of the chunk; fills ``best`` and ``verified``; returns forward tokens."""
         C, W, T = len(prompt_ids), self.budget.beam_width, self.budget.max_new_tokens
         ids_CL, mask_CL = left_pad(prompt_ids, self.pad, self.device)
-        logits_RV, prefix = prefill(self.model, ids_CL, mask_CL)
+        logits_RV, prefix = prefill(self.model, ids_CL, mask_CL, reserve=T)
         forward_tokens = C * ids_CL.shape[1]
         # The beam starts as one empty prefix per prompt (b = 1), then holds W slots (dead ones at -inf).
         score_CB = torch.zeros(C, 1, dtype=torch.float64)
