@@ -150,6 +150,10 @@ class RLConfig:
         "grad KL(pi||pi_ref), k3's is grad KL(pi_ref||pi) (GRPO's choice), k1's is 0",
         choices=KL_ESTIMATORS, needs="rl.kl_beta",
     )
+    log_kl: bool = _f(
+        False, "with kl_beta 0: load the reference anyway and log KL(pi || pi_ref) every batch (costs a frozen copy "
+        "of the model and one reference forward per batch; with kl_beta > 0 the KL is always logged)",
+    )
     reward: Literal["score", "success"] = _f(
         "score", "what RL maximises: the task's score ('score'), or 1 for a success and 0 otherwise ('success': "
         "a reward >= 0, the signal filtered SFT and iw-SFT curate with, so their lower bound applies)",
@@ -195,6 +199,13 @@ class TrainConfig:
     @property
     def is_rl(self) -> bool:
         return self.method_record.is_rl
+
+    def uses_reference(self) -> bool:
+        """Whether pi_ref is loaded and run: iw-SFT always; RL when its KL enters the loss or is logged
+        (rl.kl_beta > 0 or rl.log_kl); at kl_beta 0 nothing would read the reference's log-probs."""
+        if not self.method_record.needs_reference:
+            return False
+        return not self.is_rl or self.rl.kl_beta > 0 or self.rl.log_kl
 
     def resolved_source(self) -> str:
         """Where training sequences come from: 'online', 'solver', 'base_samples', 'search' or 'file'."""
@@ -309,6 +320,9 @@ def validate(cfg: TrainConfig, user_keys: set[str]) -> None:
         _check_range(key, value_at(cfg, key), lo=lo, hi=hi, lo_open=lo_open)
     if cfg.model.ref_path and not cfg.method_record.needs_reference:
         raise ConfigError(f"config key 'model.ref_path' does nothing for method '{cfg.method}': it has no reference")
+    if cfg.model.ref_path and not cfg.uses_reference():
+        raise ConfigError("config key 'model.ref_path' does nothing with rl.kl_beta = 0: set rl.kl_beta > 0, or "
+                          "rl.log_kl=true to log the KL to it")
     if cfg.eval_every < 0 or cfg.eval_prompts < 1 or cfg.eval_samples < 1:
         raise ConfigError("config keys 'eval_every' >= 0, 'eval_prompts' and 'eval_samples' >= 1, got "
                           f"{cfg.eval_every}, {cfg.eval_prompts}, {cfg.eval_samples}")

@@ -174,7 +174,7 @@ def setup(cfg: TrainConfig, progress: bool, model_dir: str | None = None, resume
     policy = prepare_for_training(policy, cfg.model)  # gradient checkpointing, LoRA
     policy.train()
     ref, ref_source = None, ""
-    if cfg.method_record.needs_reference:  # pi_ref is frozen, never refreshed
+    if cfg.uses_reference():  # pi_ref is frozen, never refreshed; not loaded when nothing reads it
         # model.ref_path, else the starting model: a resumed run's policy is its checkpoint, its pi_ref
         # still the model the run started from
         ref_path = cfg.model.ref_path or (path if point is not None else "")
@@ -699,7 +699,8 @@ def _rl_batch(s: Setup, problems, step: int):
         logp_old = batch.logp_sampler_NT
     else:
         logp_old = teacher_forced_logp(s.policy, mbs, N, L, s.device)
-    batch = batch.replace(logp_old_NT=logp_old, logp_ref_NT=teacher_forced_logp(s.ref, mbs, N, L, s.device))
+    logp_ref = None if s.ref is None else teacher_forced_logp(s.ref, mbs, N, L, s.device)
+    batch = batch.replace(logp_old_NT=logp_old, logp_ref_NT=logp_ref)
     signal_PG = samples.success_PG.float() if rl_cfg.reward == "success" else samples.rewards_PG
     rewards_PG = signal_PG
     if rl_cfg.kl_beta > 0 and rl_cfg.kl_mode == "reward":
