@@ -124,7 +124,8 @@ def _cached_forward(model, prefix: CachedPrefix, ids_BT, mask_BS, position_BT, l
     return logits[:, -1, :].float() if last_only else logits.float()
 
 
-def prefill(model, ids_BL: torch.Tensor, mask_BL: torch.Tensor, *, reserve: int = 0) -> tuple[torch.Tensor, CachedPrefix]:
+def prefill(model, ids_BL: torch.Tensor, mask_BL: torch.Tensor, *,
+            reserve: int = 0) -> tuple[torch.Tensor, CachedPrefix]:
     """Run left-padded prompts (``left_pad``) into a new cache: (float32 logits of the last position
     [B, V], which predict each prompt's next token; the CachedPrefix).
 
