@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from reweightlab.cli import main
-from reweightlab.report import ReportError, figures, write_report
+from reweightlab.report import ReportError, write_report
 from reweightlab.report.html import SECTIONS
 
 KS = (1, 2, 4)
@@ -300,20 +300,6 @@ def test_support_table_shows_both_levels_with_intervals(tmp_path):
                     want.append(_ci(fig, "+.2f" if r == "NSCR" else ".2f"))
         assert cells == want, label
     assert "sig" in rows["grpo-s0"][3][1] and "sig" not in rows["sft-s0"][3][1]  # NSCR, prompt level
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """Every matplotlib Figure the report renders, by the alt text of its picture."""
-    out: dict = {}
-    original = figures._picture
-
-    def keep(fig, alt):
-        out[alt] = fig
-        return original(fig, alt)
-
-    monkeypatch.setattr(figures, "_picture", keep)
-    return out
 
 
 def _figure(drawn: dict, word: str):

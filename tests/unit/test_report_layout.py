@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from matplotlib.figure import Figure
 from test_report import SEEDS, write_demo_folder, write_probe_folder
+from test_report import _figure as _fig
 
 from reweightlab.algos import METHODS as TRAINING_METHODS
 from reweightlab.recipes.demo import DEMO_METHODS
@@ -20,25 +21,6 @@ from reweightlab.report import figures, write_report
 # every built-in colour at once, and three names the table does not know, two of them long
 CROWDED = {m: 0.15 + 0.01 * i for i, m in enumerate(dict.fromkeys([*DEMO_METHODS, *TRAINING_METHODS]))}
 CROWDED |= {"my_very_long_method_name_v2": 0.3, "another-custom-arm-with-a-long-name": 0.2, "x": 0.1}
-
-
-@pytest.fixture
-def drawn(monkeypatch):
-    """Every Figure a report renders, by its picture's alt text (the last page's, where several are written)."""
-    out: dict[str, Figure] = {}
-    original = figures._picture
-
-    def keep(fig, alt):
-        out[alt] = fig
-        return original(fig, alt)
-
-    monkeypatch.setattr(figures, "_picture", keep)
-    return out
-
-
-def _fig(drawn: dict, word: str) -> Figure:
-    (fig,) = [f for alt, f in drawn.items() if word in alt]
-    return fig
 
 
 def _swatches(html: str) -> dict[str, str]:
