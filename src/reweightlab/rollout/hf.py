@@ -68,9 +68,9 @@ class HFRolloutEngine:
 
     `max_batch_sequences` bounds the sequences decoded together, hence the memory of the KV cache
     (layers x 2 x B x heads x (prompt + new tokens) x head_dim) and of the float32 logits (B x V).
-    DynamicCache appends with torch.cat, copying the whole cache every step; on CPU, once the cache
-    outgrows the processor caches this dominates: for the embedded model (1 thread), 512-1024
-    sequences per chunk sampled ~14k tokens/s and 2048 ~9.5k (benchmarks/bench_sampling.py).
+    Llama-architecture models decode through models/fast_decode.py (a preallocated buffer, a prompt's
+    columns shared by its samples); others through transformers' DynamicCache, which appends with
+    torch.cat (copying the whole cache every step, so past 512-1024 sequences per chunk it slows down).
     """
 
     def __init__(
