@@ -56,8 +56,8 @@ def test_method_runs_and_writes_a_run_folder(case, tiny_model_dir, tmp_path):
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2]
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in lines)
-    if cfg.is_rl:
-        assert RL_KEYS <= set(lines[0])
+    if cfg.is_rl:  # the KL is logged where a reference exists (kl_beta > 0 or rl.log_kl), absent otherwise
+        assert RL_KEYS - {"kl"} <= set(lines[0]) and ("kl" in lines[0]) == cfg.uses_reference()
     after = load_model(out / "final").state_dict()
     changed = any(not torch.equal(before[k], after[k]) for k in before)
     assert changed, "training did not change the model"
