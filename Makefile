@@ -44,7 +44,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache

@@ -25,8 +25,12 @@ def _cmd_pretrain(args) -> None:
         meta = pretrain(spec, Path(args.out), progress=not args.no_progress)
         print(f"saved to {args.out} ({meta['parameters']} parameters)")
         return
-    path = ensure_embedded(spec, progress=not args.no_progress)
-    print(f"embedded model: {path}")
+    from reweightlab.recipes.pretrain import PACKAGED_BASE
+
+    path = ensure_embedded(spec, progress=not args.no_progress, rebuild=args.rebuild)
+    where = ("shipped with the package, built from this recipe; --rebuild pretrains it again into the cache"
+             if path == PACKAGED_BASE else "cached")
+    print(f"embedded model: {path} ({where})")
 
 
 def _cmd_train(args) -> None:
@@ -127,10 +131,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                            parser_class=lambda **kw: argparse.ArgumentParser(
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, **kw))
 
-    pt = sub.add_parser("pretrain", help="build the embedded GeneralPoints base model (cached)")
+    pt = sub.add_parser("pretrain", help="the embedded GeneralPoints base model (the default recipe's ships "
+                                        "with the package; others are built and cached)")
     pt.add_argument("--quick", action="store_true", help="the small quick-demo base (150 steps)")
     pt.add_argument("--steps", type=int, default=0, help="override the number of pretraining steps")
     pt.add_argument("--out", help="save here instead of the cache")
+    pt.add_argument("--rebuild", action="store_true",
+                    help="pretrain into the cache even when the package ships this recipe's base (reproduces it)")
     pt.add_argument("--no-progress", action="store_true")
     pt.set_defaults(func=_cmd_pretrain)
 

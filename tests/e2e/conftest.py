@@ -12,7 +12,7 @@ import pytest
 def quick_demo_run(tmp_path_factory):
     """`reweightlab demo --quick` with an empty model cache: (run folder, what it printed).
 
-    About 1-2 minutes on 2 cores, so it is shared: test_demo_quick checks the summary and the cache,
+    About 1-3 minutes on 2 cores, so it is shared: test_demo_quick checks the summary and the cache,
     test_report_browser the report the demo wrote."""
     from reweightlab.cli import main
 

@@ -1,10 +1,10 @@
 """`reweightlab demo`: the whole idea on the embedded model, in one command.
 
-pretrain (or reuse the cache) -> sample the base once -> post-train with every method on an equal
-budget, each with several training seeds -> probe base and every trained model in and out of
-distribution (pass@k, regimes, elicitation vs creation, support change, KL to the base, free-energy
-gap; every difference with a paired interval over prompts) -> the spread of each figure across seeds
--> summary.json, probe-id/, probe-ood/, report.html + a table.
+the embedded base (shipped; another recipe is pretrained and cached) -> sample the base once ->
+post-train with every method on an equal budget, each with several training seeds -> probe base and
+every trained model in and out of distribution (pass@k, regimes, elicitation vs creation, support
+change, KL to the base, free-energy gap; every difference with a paired interval over prompts) -> the
+spread of each figure across seeds -> summary.json, probe-id/, probe-ood/, report.html + a table.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from reweightlab.config import ConfigError, build, merge, parse_overrides, read_config_file, setting
 from reweightlab.probe.intervals import across_seeds, excludes_zero
 from reweightlab.recipes.arms import DEFAULT_ARMS, RL_KL_BETA, check_arms, run_label  # noqa: F401 (re-exported)
-from reweightlab.recipes.pretrain import QUICK_SPEC, PretrainSpec
+from reweightlab.recipes.pretrain import PretrainSpec
 from reweightlab.rollout.search import SearchBudget
 
 DEMO_METHODS = DEFAULT_ARMS
@@ -31,14 +31,16 @@ class DemoBudget:
     ``train_seeds=[0]``; ``--quick`` starts from QUICK_BUDGET instead of these defaults.
     """
 
-    base: str = setting("embedded", "the base model: a save_pretrained folder of a causal LM, or 'embedded' (built "
-                                    "from `pretrain`, cached)")
+    base: str = setting("embedded", "the base model: a save_pretrained folder of a causal LM, or 'embedded' (the "
+                                    "packaged base of `pretrain`'s recipe)")
     task: str = setting("generalpoints", "a registered task, or a .jsonl/.parquet data file (then `reward` is needed)")
     reward: str = setting("", "with a data file: module:function, file.py:function or a built-in (exact_match, ...)")
     success_threshold: float = setting(1.0, "with a data file: a sample succeeds when its reward >= this")
     arms: tuple[str, ...] = setting(DEFAULT_ARMS, "the arms to train (recipes/arms.py; an arm after the one it "
                                                   "starts from)")
-    pretrain: PretrainSpec = setting(PretrainSpec(), "the embedded base model (cached under its hash)")
+    pretrain: PretrainSpec = setting(PretrainSpec(), "the embedded base model's recipe (the default's base ships "
+                                                     "with the package; any other is pretrained on first use and "
+                                                     "cached under its hash)")
     num_prompts: int = setting(512, "training prompts (in-distribution rule, train split)")
     base_samples_per_prompt: int = setting(16, "base samples per prompt, shared by filtered SFT, SFT(Q) and iw-SFT")
     offline_steps: int = setting(100, "optimizer steps of each offline method")
@@ -70,10 +72,10 @@ class DemoBudget:
 
 DEFAULT_BUDGET = DemoBudget()
 QUICK_BUDGET = replace(
-    DEFAULT_BUDGET, pretrain=QUICK_SPEC, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
-    offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4, eval_prompts=16,
-    eval_samples=32, search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1), revision_episodes=4,
-    curve_prompts=16, curve_samples=4, revision_attempts=2,
+    DEFAULT_BUDGET, num_prompts=64, base_samples_per_prompt=8, offline_steps=8,
+    offline_sequences_per_step=32, rl_prompts_per_step=8, rl_samples_per_prompt=4, eval_prompts=12,
+    eval_samples=32, search=SearchBudget(beam_width=4, expand_top=4), train_seeds=(0, 1), revision_episodes=2,
+    curve_prompts=8, curve_samples=4, revision_attempts=2,
 )
 
 

@@ -1,4 +1,9 @@
-"""Pretrain the embedded default model on a GeneralPoints corpus, and cache it.
+"""Pretrain the embedded default model on a GeneralPoints corpus; ship or cache it.
+
+The default recipe's base is built once by ``reweightlab pretrain --out`` and shipped inside the
+package (``assets/embedded``, with its recipe hash, loss curve and quality figures): a fresh machine
+skips the pretraining, and every machine starts from the same weights. Any other recipe is pretrained
+on first use and cached under its hash; ``reweightlab pretrain --rebuild`` reproduces the default.
 
 The corpus is built so the base model is a useful reference for post-training: it knows the format
 and often (not always) solves in-distribution hands, and is weaker under the other rule.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -79,15 +85,65 @@ def resolve_model_path(path: str, progress: bool = True) -> str:
     return str(ensure_embedded(progress=progress)) if path == "embedded" else path
 
 
-def ensure_embedded(spec: PretrainSpec | None = None, *, progress: bool = True, log=print) -> Path:
-    """The cached embedded model folder, pretraining it first if it is not there."""
+PACKAGED_BASE = Path(__file__).resolve().parent.parent / "assets" / "embedded"
+"""The default recipe's base, built by `reweightlab pretrain --out` and shipped inside the package (about
+3 MB): a fresh machine skips the pretraining, and every machine starts from the same weights."""
+
+
+def packaged_embedded(spec: PretrainSpec) -> Path | None:
+    """The packaged base when it was built from exactly ``spec`` (same recipe hash), else None."""
+    meta_file = PACKAGED_BASE / "reweightlab.json"
+    if not (meta_file.is_file() and (PACKAGED_BASE / "model.safetensors").is_file()):
+        return None
+    return PACKAGED_BASE if json.loads(meta_file.read_text()).get("key") == spec.key() else None
+
+
+def ensure_embedded(spec: PretrainSpec | None = None, *, progress: bool = True, log=print,
+                    rebuild: bool = False) -> Path:
+    """The embedded model folder: the packaged one when its recipe is ``spec``, else the cached one,
+    pretraining it first if it is not there. ``rebuild``: pretrain into the cache even so (replacing an
+    earlier cached copy), to reproduce the packaged base from its recipe."""
     spec = spec or PretrainSpec()
+    if not rebuild and (packaged := packaged_embedded(spec)) is not None:
+        return packaged
     path = embedded_path(spec)
-    if (path / "config.json").is_file() and (path / "reweightlab.json").is_file():
+    if not rebuild and (path / "config.json").is_file() and (path / "reweightlab.json").is_file():
         return path
     log(f"pretraining the embedded base model ({spec.steps} steps); cached at {path}")
     pretrain(spec, path, progress=progress, log=log)
     return path
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo), else what `platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def base_quality(model, tok, spec: PretrainSpec, *, prompts: int = 96, samples: int = 32, seed: int = 0) -> dict:
+    """What a base can do, per rule: the success rate of ``samples`` samples (temperature 1, 24 new
+    tokens) on each of ``prompts`` held-out test prompts, with the standard error over prompts. Recorded
+    by `pretrain` (so the packaged base carries its figures); the recipe test compares a fresh base."""
+    from reweightlab.rollout import HFRolloutEngine
+    from reweightlab.rollout.scored import sample_and_score
+    from reweightlab.tasks.generalpoints import GeneralPoints
+
+    engine = HFRolloutEngine(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    task = GeneralPoints(target=spec.target)
+    out = {"prompts": prompts, "samples": samples, "seed": seed}
+    for variant in ("id", "ood"):
+        problems = task.problems(variant, "test", prompts, seed)
+        scored = sample_and_score(engine, task, problems, tok, samples_per_prompt=samples, max_new_tokens=24,
+                                  seed=seed)
+        rate_P = scored.success_PG.double().mean(1)
+        out[variant] = {"success_rate": round(float(rate_P.mean()), 5),
+                        "se": round(float(rate_P.std(unbiased=True) / prompts ** 0.5), 5)}
+    return out
 
 
 def _misread(gp, cards, rule, rng: random.Random) -> str | None:
@@ -226,9 +282,13 @@ def pretrain(spec: PretrainSpec, dest: Path, *, progress: bool = True, log=print
             bar.set_postfix(loss=f"{losses[-1][1]:.3f}")
     seconds = time.perf_counter() - t0
     meta = {
-        "spec": asdict(spec), "corpus": desc, "train_seconds": round(seconds, 1),
+        "spec": asdict(spec), "key": spec.key(), "corpus_version": CORPUS_VERSION, "corpus": desc,
+        "train_seconds": round(seconds, 1),
         "tokens_per_s": round(tokens / seconds), "loss_curve": losses,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "quality": base_quality(model.eval(), tok, spec),
+        "built_with": {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                       "machine": cpu_name()},
     }
     save_model_atomic(model, tok, dest, extra=meta)
     log(f"pretrained in {seconds:.0f} s ({meta['tokens_per_s']} tokens/s, final loss {losses[-1][1]:.3f})")
