@@ -49,3 +49,9 @@ def get_task(name: str, **kwargs) -> Task:
 def task_names() -> list[str]:
     """Registered task names, sorted."""
     return sorted(_FACTORIES)
+
+
+def is_builtin_task(name: str) -> bool:
+    """Registered by reweightlab itself (so a fresh process, e.g. a probe worker, knows it too)."""
+    factory = _FACTORIES.get(name) if isinstance(name, str) else None
+    return factory is not None and getattr(factory, "__module__", "").startswith("reweightlab.")
