@@ -111,8 +111,8 @@ def _add_study_parser(sub, name: str, help_: str) -> None:
     de.add_argument("--config", help="a YAML/TOML file of study keys (base, task, reward, arms, budgets)")
     de.add_argument("--help-config", action="store_true", help="list every key with default and meaning")
     de.add_argument("--quick", action="store_true", help="tiny budgets: checks the machinery, not the science")
-    de.add_argument("--out", default="runs", help="parent folder of the run folder (default: runs)")
-    de.add_argument("--seed", type=int, default=0, help="added to every training seed (default: 0)")
+    de.add_argument("--out", default="runs", help="parent folder of the run folder")
+    de.add_argument("--seed", type=int, default=0, help="added to every training seed")
     de.add_argument("--no-progress", action="store_true")
     de.set_defaults(func=_cmd_demo)
 
@@ -155,7 +155,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for cmd, help_ in (("study", "test the four claims (iw-SFT bound, SFT vs RL out of distribution, pass@k "
                                  "crossover, creation) on a base model and task: every arm x 3 seeds, probed; writes "
                                  "runs/study-*/claims.json and report.html"),
-                       ("demo", "the study on the embedded model (pretrained here, cached): runs/demo-*/")):
+                       ("demo", "the study on the embedded model (shipped with the package): runs/demo-*/")):
         _add_study_parser(sub, cmd, help_)
 
     cl = sub.add_parser("claims", help="recompute claims.json of a study folder from its own files (no training)")
