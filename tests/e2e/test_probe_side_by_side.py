@@ -28,12 +28,22 @@ def _no_clocks(x):
     return x
 
 
-def test_side_by_side_equals_one_after_the_other(tmp_path):
+def test_side_by_side_equals_one_after_the_other(tmp_path, capfd):
+    from transformers.utils import logging as hf_logging
+
     base, trained = str(PACKAGED_BASE), {"copy": str(PACKAGED_BASE)}
     serial = {v: run_probe(base, trained, _settings(v), tmp_path / "serial" / v, progress=False, log=lambda *_: None)
               for v in ("id", "ood")}
-    parallel = study._side_by_side({v: (base, trained, _settings(v), tmp_path / "parallel" / v, 1)
-                                    for v in ("id", "ood")}, workers=2)
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # as the command does: the workers must keep them off too
+    capfd.readouterr()
+    try:
+        parallel = study._side_by_side({v: (base, trained, _settings(v), tmp_path / "parallel" / v, 1)
+                                        for v in ("id", "ood")}, workers=2)
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+    assert "Loading weights" not in capfd.readouterr().err
     for v in ("id", "ood"):
         assert _no_clocks(parallel[v]) == _no_clocks(serial[v]), v
         assert (tmp_path / "parallel" / v / "probe.json").is_file()

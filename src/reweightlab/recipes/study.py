@@ -209,7 +209,8 @@ def _side_by_side(calls: dict, workers: int) -> dict:
     the error is raised here: nothing is left running."""
     from transformers.utils import logging as hf_logging
 
-    quiet = hf_logging.get_verbosity() >= hf_logging.ERROR  # the command hid them (no --verbose)
+    # as the command set them: warnings hidden unless --verbose, transformers' per-file bars off
+    quiet = (hf_logging.get_verbosity() >= hf_logging.ERROR, not hf_logging.is_progress_bar_enabled())
     ctx = multiprocessing.get_context("spawn")
     results, keys = {}, list(calls)
     for start in range(0, len(keys), workers):
@@ -256,7 +257,7 @@ def _stop(procs) -> None:
             proc.join(5)
 
 
-def _worker(key, args, quiet: bool, queue) -> None:
+def _worker(key, args, quiet: tuple[bool, bool], queue) -> None:
     """A probe worker's body: its result, or its error (picklable, else described), back to the parent."""
     try:
         _worker_setup(quiet)
@@ -273,17 +274,20 @@ def _worker(key, args, quiet: bool, queue) -> None:
         queue.put((key, False, exc))
 
 
-def _worker_setup(quiet: bool) -> None:
-    """A probe worker: denormals flushed, and third-party warnings hidden as the command hides them."""
+def _worker_setup(quiet: tuple[bool, bool]) -> None:
+    """A probe worker: denormals flushed; third-party warnings and per-file bars hidden as the command
+    hid them (``quiet``: warnings, bars)."""
+    from transformers.utils import logging as hf_logging
+
     torch.set_flush_denormal(True)
-    if quiet:
+    if quiet[1]:
+        hf_logging.disable_progress_bar()
+    if quiet[0]:
         import warnings
 
         warnings.filterwarnings("ignore", category=FutureWarning)
         for module in ("transformers", "torch", "accelerate", "huggingface_hub", "safetensors"):
             warnings.filterwarnings("ignore", module=module)
-        from transformers.utils import logging as hf_logging
-
         hf_logging.set_verbosity_error()
 
 
