@@ -210,6 +210,15 @@ def test_solver_matches_brute_force(values):
     assert solve(values, 24) == _brute_force(values, 24)
 
 
+@pytest.mark.parametrize("values,target", [((0, 3, 8, 8), 24), ((0, 0, 5, 7), 0), ((0, 1, 2, 3), 0),
+                                           ((2, 3, 4, 6), 1), ((1, 5, 5, 5), -4), ((2, 4, 6), 3)])
+def test_solver_matches_brute_force_with_zeros_and_other_targets(values, target):
+    """The solver's look-ups special-case a zero factor, a zero dividend and a zero target."""
+    want = _brute_force(values, target)
+    assert want  # each case has solutions, so a solver that found none would fail
+    assert solve(values, target) == want
+
+
 def test_known_hands():
     assert solve((3, 3, 8, 8), 24) == ["8/(3-8/3)"]
     assert solve((8, 3, 8, 3), 24) == ["8/(3-8/3)"]  # order of the values does not matter

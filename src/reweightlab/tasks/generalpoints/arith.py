@@ -230,18 +230,51 @@ def _solve_sorted(values: tuple[int, ...], target: int) -> tuple[str, ...]:
     if full == 1:
         return (leaves[0][2],) if leaves[0][0] == target else ()
     table = _subexpressions(leaves)
+    goal = Fraction(target)
     found: set[str] = set()
-    # The top level renders only the combinations that hit the target: most do not, and the
-    # value is cheaper to test than the string is to build.
+    by_value: dict[int, dict[Fraction, list[_Node]]] = {}
+
+    def indexed(mask: int) -> dict[Fraction, list[_Node]]:
+        if mask not in by_value:
+            groups: dict[Fraction, list[_Node]] = {}
+            for node in table[mask]:
+                groups.setdefault(node[0], []).append(node)
+            by_value[mask] = groups
+        return by_value[mask]
+
+    # The top level renders only the combinations that hit the target. Rather than trying every pair of
+    # the two halves, walk one half and look up, by exact value, the partner each operator would need.
     for left_mask, right_mask in _ordered_splits(full):
-        for lval, lprec, ltext in table[left_mask]:
-            for rval, rprec, rtext in table[right_mask]:
-                for op in OPERATORS:
-                    if op == "/" and rval == 0:
-                        continue
-                    if _apply(op, lval, rval) == target:
-                        found.add(_combine(op, (lval, lprec, ltext), (rval, rprec, rtext))[2])
+        for left, right in _matching_pairs(table[left_mask], table[right_mask], indexed(left_mask),
+                                           indexed(right_mask), goal):
+            found.add(_combine(left[3], left[:3], right)[2])
     return tuple(sorted(found))
+
+
+def _matching_pairs(left_nodes, right_nodes, left_by, right_by, t: Fraction):
+    """Every (left + (op,), right) with ``left op right == t`` (division by 0 excluded), by look-up.
+
+    Each operator walks the smaller side and looks up the partner's exact value in the other: l + r = t,
+    l - r = t, l * r = t (a zero factor matches everything iff t = 0), l / r = t (r != 0; walking the
+    left side, l = 0 matches every r != 0 iff t = 0)."""
+    if len(left_nodes) <= len(right_nodes):
+        for left in left_nodes:
+            x = left[0]
+            for op, partners in (("+", right_by.get(t - x, ())), ("-", right_by.get(x - t, ())),
+                                 ("*", (right_nodes if t == 0 else ()) if x == 0 else right_by.get(t / x, ())),
+                                 ("/", ((right_nodes if t == 0 else ()) if x == 0 else
+                                        (right_by.get(x / t, ()) if t != 0 else ())))):
+                for right in partners:
+                    if op != "/" or right[0] != 0:
+                        yield (*left, op), right
+        return
+    for right in right_nodes:
+        x = right[0]
+        for op, partners in (("+", left_by.get(t - x, ())), ("-", left_by.get(t + x, ())),
+                             ("*", (left_nodes if t == 0 else ()) if x == 0 else left_by.get(t / x, ())),
+                             ("/", left_by.get(t * x, ()) if x != 0 else ())):
+            for left in partners:
+                yield (*left, op), right
 
 
 def _ordered_splits(mask: int):
