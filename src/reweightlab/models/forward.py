@@ -51,6 +51,83 @@ def teacher_forced_logp(model, mbs: Sequence[MicroBatch], N: int, L: int, device
     return out
 
 
+def prompt_groups(store) -> list[tuple[int, int]]:
+    """Runs ``[start, stop)`` of consecutive sequences of ``store`` that share their prompt (same length,
+    same ids): a probe's or an RL batch's samples, a prompt's G completions one after the other."""
+    plen_N, ids_NL = store.prompt_len_N, store.ids_NL
+    if len(plen_N) == 0:
+        return []
+    in_prompt_NL = torch.arange(ids_NL.shape[1])[None, :] < plen_N[:, None]
+    prompt_NL = torch.where(in_prompt_NL, ids_NL, -1)
+    same_N = (plen_N[1:] == plen_N[:-1]) & (prompt_NL[1:] == prompt_NL[:-1]).all(1)
+    starts = [0, *(torch.nonzero(~same_N).flatten() + 1).tolist()]
+    return list(zip(starts, [*starts[1:], len(plen_N)], strict=True))
+
+
+@torch.no_grad()
+def completion_logits_by_prompt(models: Sequence[torch.nn.Module], store, *, sequences_per_chunk: int = 128,
+                                device="cpu"):
+    """Teacher-forced logits of every completion position of ``store`` under each of ``models``, with each
+    prompt run once for all its samples: per chunk of whole prompt groups (``prompt_groups``; at most
+    ``sequences_per_chunk`` rows unless one group is larger), yields ``(index_B, targets_BT, mask_BT,
+    [logits_BTV per model])`` where position j holds completion token j (``mask_BT`` 1.0 on the real
+    ones, EOS included) and the float32 logits that predict it.
+
+    The prompt is prefilled once into a KV cache copied (shared, on the fast path) to its samples, and
+    the completions are fed after it in one cached forward: the same numbers as a plain forward over
+    each whole sequence up to float rounding, at the cost of the completions only (the prompts of a
+    probe's samples are most of their tokens). No gradient; any causal LM (``prefill``/``extend``)."""
+    if store.loss_mask_NT is not None:
+        raise ValueError("completion_logits_by_prompt: the store has feedback text inside its completions "
+                         "(loss_mask_NT); use microbatches")
+    groups = prompt_groups(store)
+    pad = int(store.ids_NL[0, 0]) if len(store) else 0  # any real id: fed padding is masked out
+    chunk: list[tuple[int, int]] = []
+    for g, (start, stop) in enumerate(groups):
+        chunk.append((start, stop))
+        rows = chunk[-1][1] - chunk[0][0]
+        nxt = groups[g + 1][1] - groups[g + 1][0] if g + 1 < len(groups) else None
+        if nxt is not None and rows + nxt <= sequences_per_chunk:
+            continue
+        yield _chunk_logits(models, store, chunk, pad, device)
+        chunk = []
+
+
+def _chunk_logits(models, store, chunk, pad, device):
+    first, last = chunk[0][0], chunk[-1][1]
+    index_B = torch.arange(first, last)
+    plen_B, tlen_B = store.prompt_len_N[index_B], store.total_len_N[index_B]
+    clen_B = tlen_B - plen_B
+    T = int(clen_B.max())
+    column_BT = plen_B[:, None] + torch.arange(T)[None, :]
+    mask_BT = torch.arange(T)[None, :] < clen_B[:, None]
+    ids_NL = store.ids_NL
+    targets_BT = ids_NL[index_B].gather(1, column_BT.clamp(max=ids_NL.shape[1] - 1))
+    targets_BT = torch.where(mask_BT, targets_BT, pad)
+    prompts = [ids_NL[start, : int(store.prompt_len_N[start])].tolist() for start, _ in chunk]
+    group_B = torch.cat([torch.full((stop - start,), p, dtype=torch.long)
+                         for p, (start, stop) in enumerate(chunk)])
+    ids_PL, mask_PL = left_pad(prompts, pad, device)
+    fed_BT, fed_mask_BT = targets_BT[:, : max(T - 1, 0)].to(device), mask_BT[:, : max(T - 1, 0)].to(device)
+    group_B = group_B.to(device)
+    out = []
+    for model in models:
+        was_training = model.training
+        model.eval()
+        try:
+            logits_PV, prefix = prefill(model, ids_PL, mask_PL, reserve=T)
+            logits_BTV = logits_PV[group_B][:, None]
+            if T > 1:
+                prefix.reorder(group_B)
+                rest_BTV = extend(model, prefix, fed_BT, fed_mask_BT, last_only=False)
+                logits_BTV = torch.cat([logits_BTV, rest_BTV], dim=1)
+            del prefix
+        finally:
+            model.train(was_training)
+        out.append(logits_BTV if T > 0 else logits_BTV[:, :0])
+    return index_B, targets_BT.to(device), mask_BT.float().to(device), out
+
+
 def new_cache(model: torch.nn.Module):
     """An empty DynamicCache; given the config, transformers 5 picks sliding/linear layers per layer."""
     from transformers import DynamicCache
@@ -61,20 +138,31 @@ def new_cache(model: torch.nn.Module):
         return DynamicCache()
 
 
+def _forward_parameters(model: torch.nn.Module) -> set[str]:
+    """Named parameters of the model's forward; wrappers (e.g. PEFT) forward **kwargs, so the wrapped
+    model's count too."""
+    names: set[str] = set()
+    for candidate in (model, *([model.get_base_model()] if hasattr(model, "get_base_model") else [])):
+        names |= set(inspect.signature(candidate.forward).parameters)
+    return names
+
+
+def _cache_kwarg(model: torch.nn.Module) -> str:
+    """The forward argument that takes the KV cache: ``cache`` from transformers 5.24 on (which deprecates
+    ``past_key_values``, to be removed in 5.40), ``past_key_values`` before."""
+    return "cache" if "cache" in _forward_parameters(model) else "past_key_values"
+
+
 def _logits_kwarg(model: torch.nn.Module) -> str | None:
     """Name of the forward argument that limits the logits to the last positions, if any.
 
     transformers >= 4.50 calls it `logits_to_keep`; 4.45-4.49 called it `num_logits_to_keep`.
     Wrappers (e.g. PEFT) forward **kwargs, so look at the wrapped model too.
     """
-    candidates = [model]
-    if hasattr(model, "get_base_model"):
-        candidates.append(model.get_base_model())
-    for candidate in candidates:
-        params = inspect.signature(candidate.forward).parameters
-        for name in ("logits_to_keep", "num_logits_to_keep"):
-            if name in params:
-                return name
+    params = _forward_parameters(model)
+    for name in ("logits_to_keep", "num_logits_to_keep"):
+        if name in params:
+            return name
     return None
 
 
@@ -102,6 +190,8 @@ class CachedPrefix:
     """long [B]: position id of each row's next token."""
     logits_kwarg: str | None = field(default=None, repr=False)
     """The model's logits-to-keep argument, looked up once per prefill rather than per step."""
+    cache_kwarg: str = field(default="past_key_values", repr=False)
+    """The model's cache argument (``_cache_kwarg``), looked up once per prefill."""
 
     def reorder(self, index_B: torch.Tensor) -> None:
         """Row b becomes old row ``index_B[b]`` (B may change): a repeating index copies a prompt's
@@ -119,7 +209,7 @@ def _cached_forward(model, prefix: CachedPrefix, ids_BT, mask_BS, position_BT, l
     keep = {prefix.logits_kwarg: 1} if last_only and prefix.logits_kwarg else {}
     logits = model(
         input_ids=ids_BT, attention_mask=mask_BS, position_ids=position_BT,
-        past_key_values=prefix.cache, use_cache=True, **keep,
+        use_cache=True, **{prefix.cache_kwarg: prefix.cache}, **keep,
     ).logits
     return logits[:, -1, :].float() if last_only else logits.float()
 
@@ -140,7 +230,7 @@ def prefill(model, ids_BL: torch.Tensor, mask_BL: torch.Tensor, *,
         cache = new_buffer(model, ids_BL.shape[0], ids_BL.shape[1] + max(int(reserve), 0))
         prefix = CachedPrefix(cache, mask_BL, mask_BL.sum(-1), None)
     else:
-        prefix = CachedPrefix(new_cache(model), mask_BL, mask_BL.sum(-1), _logits_kwarg(model))
+        prefix = CachedPrefix(new_cache(model), mask_BL, mask_BL.sum(-1), _logits_kwarg(model), _cache_kwarg(model))
     return _cached_forward(model, prefix, ids_BL, mask_BL, position_BL, last_only=True), prefix
 
 

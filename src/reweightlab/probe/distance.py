@@ -18,8 +18,8 @@ import math as pymath
 import torch
 
 from reweightlab.data.store import SequenceStore, microbatches
-from reweightlab.math import exact_kl, kl_estimate
-from reweightlab.models.forward import forward_logits_logp, teacher_forced_logp
+from reweightlab.math import exact_kl, kl_estimate, token_logprobs
+from reweightlab.models.forward import completion_logits_by_prompt, forward_logits_logp, teacher_forced_logp
 
 
 def check_same_tokenizer(tok_a, tok_b) -> None:
@@ -60,10 +60,8 @@ def distance_and_base_logp(
     logp_base_N = torch.zeros(len(store), dtype=torch.float64)
     kl_exact_N = torch.zeros(len(store), dtype=torch.float64)
     try:
-        for mb in microbatches(store, sequences_per_microbatch):
-            mbd = mb.to(device)
-            logits_t, logp_t = forward_logits_logp(trained, mbd)
-            logits_b, logp_b = forward_logits_logp(base, mbd)
+        for index_B, mask_BT, logits_t, logp_t, logits_b, logp_b in _paired_forwards(
+                trained, base, store, sequences_per_microbatch, device):
             if logits_t.shape != logits_b.shape:
                 raise ValueError(
                     f"trained and base output {logits_t.shape[-1]} and {logits_b.shape[-1]} logits per "
@@ -71,14 +69,14 @@ def distance_and_base_logp(
                 )
             kl_BT = exact_kl(logits_t, logits_b)
             del logits_t, logits_b  # only the B x T values are needed from here on
-            mask = mbd.mask_BT.double()
+            mask = mask_BT.double()
             kl_B = (kl_BT.double() * mask).sum(1)
             sums["exact"] += float(kl_B.sum())
-            kl_exact_N[mb.index_B] = kl_B.cpu()
+            kl_exact_N[index_B.cpu()] = kl_B.cpu()
             for est in ("k1", "k3"):
                 sums[est] += float((kl_estimate(logp_t, logp_b, est).double() * mask).sum())
             tokens += float(mask.sum())
-            logp_base_N[mb.index_B] = (logp_b.double() * mask).sum(1).cpu()
+            logp_base_N[index_B.cpu()] = (logp_b.double() * mask).sum(1).cpu()
     finally:
         trained.train(modes[0])
         base.train(modes[1])
@@ -93,6 +91,23 @@ def distance_and_base_logp(
     return figures, logp_base_N, kl_exact_N
 
 
+def _paired_forwards(trained, base, store: SequenceStore, sequences_per_microbatch: int, device):
+    """Per chunk (index_B, mask_BT, logits and target log-probs of trained, then of base). A store whose
+    sequences come in groups sharing a prompt (a probe's samples) runs each prompt once per model
+    (``completion_logits_by_prompt``); one with feedback inside its completions, as plain forwards."""
+    if store.loss_mask_NT is None:
+        for index_B, targets_BT, mask_BT, (logits_t, logits_b) in completion_logits_by_prompt(
+                (trained, base), store, sequences_per_chunk=sequences_per_microbatch, device=device):
+            yield (index_B, mask_BT, logits_t, token_logprobs(logits_t, targets_BT),
+                   logits_b, token_logprobs(logits_b, targets_BT))
+        return
+    for mb in microbatches(store, sequences_per_microbatch):
+        mbd = mb.to(device)
+        logits_t, logp_t = forward_logits_logp(trained, mbd)
+        logits_b, logp_b = forward_logits_logp(base, mbd)
+        yield mb.index_B, mbd.mask_BT, logits_t, logp_t, logits_b, logp_b
+
+
 def distance_from_base(
     trained, base, store: SequenceStore, *, sequences_per_microbatch: int = 128, device="cpu"
 ) -> dict:
@@ -101,8 +116,9 @@ def distance_from_base(
     Returns ``kl_exact_per_token``, ``kl_k1_per_token``, ``kl_k3_per_token`` (means over all completion
     tokens), ``kl_exact_per_sequence`` (mean over sequences of each sequence's summed exact KL, i.e. the
     KL between the two models' distributions of whole completions when the samples are T's) and
-    ``tokens``. One forward of each model per micro-batch; the KL is reduced inside the micro-batch, so
-    the two B x T x V logit tensors live only for that micro-batch. Sums accumulate in float64.
+    ``tokens``. One forward of each model per chunk of sequences, each prompt run once for the samples
+    that share it; the KL is reduced inside the chunk, so the two B x T x V logit tensors live only
+    for that chunk. Sums accumulate in float64.
     """
     return distance_and_base_logp(
         trained, base, store, sequences_per_microbatch=sequences_per_microbatch, device=device
