@@ -17,8 +17,8 @@ BASE = ["method=grpo", "data.task=digits", "optim.steps=2", "data.num_prompts=8"
 
 def _run(tiny_model_dir, out, extra, monkeypatch):
     calls = []
-    real = loop.teacher_forced_logp
-    monkeypatch.setattr(loop, "teacher_forced_logp", lambda model, *a, **k: calls.append(model) or real(model, *a, **k))
+    real = loop.store_logp
+    monkeypatch.setattr(loop, "store_logp", lambda model, *a, **k: calls.append(model) or real(model, *a, **k))
     cfg = load_config(None, [f"model.path={tiny_model_dir}", f"output_dir={out}", *BASE, *extra])
     s = setup(cfg, progress=False)
     has_ref = s.ref is not None

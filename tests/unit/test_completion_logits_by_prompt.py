@@ -11,9 +11,9 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from reweightlab.data.store import SequenceStore
+from reweightlab.data.store import SequenceStore, microbatches
 from reweightlab.models.fast_decode import ENV_SWITCH
-from reweightlab.models.forward import completion_logits_by_prompt, prompt_groups
+from reweightlab.models.forward import completion_logits_by_prompt, prompt_groups, store_logp, teacher_forced_logp
 
 ATOL = 2e-5
 PROMPTS = [[3, 4, 5, 6, 7]] * 3 + [[8, 9]] + [[10, 11, 12]] * 4 + [[3, 4, 5, 6, 7]] * 2
@@ -108,3 +108,20 @@ def test_feedback_inside_completions_is_refused():
     store = store.replace(loss_mask_NT=torch.ones(len(store), store.ids_NL.shape[1] - 1))
     with pytest.raises(ValueError, match="loss_mask_NT"):
         next(completion_logits_by_prompt([MODELS["llama"]], store))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_store_logp_equals_the_plain_teacher_forced_pass(name):
+    model, store = MODELS[name], _store()
+    want = teacher_forced_logp(model, microbatches(store, 128), len(store), store.ids_NL.shape[1], "cpu")
+    got = store_logp(model, store, "cpu", sequences_per_microbatch=4)
+    assert got.shape == want.shape
+    assert (got - want).abs().max() <= ATOL
+    assert torch.equal(got != 0, want != 0)  # the same targets filled, zero elsewhere
+    # feedback inside completions, or no prompt shared: the plain pass itself
+    fed = store.replace(loss_mask_NT=store.target_mask())
+    assert torch.equal(store_logp(model, fed, "cpu"),
+                       teacher_forced_logp(model, microbatches(fed, 128), len(fed), fed.ids_NL.shape[1], "cpu"))
+    single = store.select(torch.tensor([0, 3, 4, 8]))
+    assert torch.equal(store_logp(model, single, "cpu"), teacher_forced_logp(
+        model, microbatches(single, 128), len(single), single.ids_NL.shape[1], "cpu"))

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from reweightlab.data.encoding import encode_completions, encode_prompts
-from reweightlab.data.store import SequenceStore, microbatches
-from reweightlab.models.forward import extend, left_pad, prefill, teacher_forced_logp
+from reweightlab.data.store import SequenceStore
+from reweightlab.models.forward import extend, left_pad, prefill, store_logp
 
 
 @dataclass
@@ -66,9 +66,8 @@ def sequence_logprobs(
     store = SequenceStore.from_lists(
         encode_prompts(tokenizer, prompts), encode_completions(tokenizer, completions), tokenizer.pad_token_id
     )
-    mbs = microbatches(store, sequences_per_microbatch)
-    logp_NT = teacher_forced_logp(model, mbs, len(store), store.ids_NL.shape[1], device)
-    # teacher_forced_logp already zeroes everything outside the completion (prompt and padding).
+    logp_NT = store_logp(model, store, device, sequences_per_microbatch=sequences_per_microbatch)
+    # store_logp already zeroes everything outside the completion (prompt and padding).
     return logp_NT.double().sum(1)
 
 

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from reweightlab.data.store import SequenceStore, microbatches
+from reweightlab.data.store import SequenceStore
 from reweightlab.math.bounds import importance_sampled_objective, weighted_lower_bound
 from reweightlab.models import load_model
-from reweightlab.models.forward import teacher_forced_logp
+from reweightlab.models.forward import store_logp
 from reweightlab.probe.distance import distance_and_base_logp
 from reweightlab.rollout import HFRolloutEngine
 from reweightlab.rollout.scored import sample_and_score
@@ -83,7 +83,7 @@ def bound_point(model, inputs: CurveInputs) -> dict:
     J_P, _ = _success_P(model, inputs, inputs.train_problems)
     store = inputs.base_store
     mask = store.target_mask()
-    logp = teacher_forced_logp(model, microbatches(store, 256), len(store), store.ids_NL.shape[1], inputs.device)
+    logp = store_logp(model, store, inputs.device, sequences_per_microbatch=256)
     delta_N = ((logp.double() - store.logp_sampler_NT.double()) * mask).sum(1)
     tokens_N = mask.sum(1).clamp(min=1).double()
     reward_N = store.success_N.double()

@@ -37,7 +37,7 @@ from reweightlab.files import (
 from reweightlab.math import ema_update_, token_entropy, weighted_nll
 from reweightlab.models import load_model, load_tokenizer
 from reweightlab.models.adapters import ReferenceView, frozen_reference, prepare_for_training, resolve_dtype
-from reweightlab.models.forward import forward_logits_logp, teacher_forced_logp
+from reweightlab.models.forward import forward_logits_logp, store_logp, teacher_forced_logp
 from reweightlab.models.loading import first_non_finite
 from reweightlab.models.saving import save_model_atomic
 from reweightlab.rollout import HFRolloutEngine
@@ -692,14 +692,14 @@ def _rl_batch(s: Setup, problems, step: int):
     else:
         samples = sample_and_score(s.engine, s.task, problems[first:stop], s.tokenizer, **sampling)
     batch = samples.store
-    mbs = microbatches(batch, cfg.optim.sequences_per_microbatch)
-    N, L = len(batch), batch.ids_NL.shape[1]
     if rl_cfg.temperature == 1.0 and rl_cfg.top_p == 1.0:
         # the sampler's log-probs are the policy's (a test checks them against a teacher-forced pass)
         logp_old = batch.logp_sampler_NT
     else:
-        logp_old = teacher_forced_logp(s.policy, mbs, N, L, s.device)
-    logp_ref = None if s.ref is None else teacher_forced_logp(s.ref, mbs, N, L, s.device)
+        logp_old = store_logp(s.policy, batch, s.device, sequences_per_microbatch=cfg.optim.sequences_per_microbatch)
+    # a prompt's G samples share its prefill (an episode store, with feedback inside, runs plainly)
+    logp_ref = None if s.ref is None else store_logp(s.ref, batch, s.device,
+                                                      sequences_per_microbatch=cfg.optim.sequences_per_microbatch)
     batch = batch.replace(logp_old_NT=logp_old, logp_ref_NT=logp_ref)
     signal_PG = samples.success_PG.float() if rl_cfg.reward == "success" else samples.rewards_PG
     rewards_PG = signal_PG
