@@ -184,20 +184,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-def _quiet_third_parties() -> None:
-    """Library warnings (a transformers FutureWarning about an argument name, torch's notes) and
-    per-file load/save bars say nothing about the run: hidden unless --verbose. Our own warnings are
-    printed lines, not ``warnings``, so they stay."""
-    import warnings
-
-    for module in ("transformers", "torch", "accelerate", "peft", "huggingface_hub", "safetensors"):
-        warnings.filterwarnings("ignore", module=module)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM or SIGHUP, raised where the program is, so that it unwinds through the same clean-up
     as Ctrl-C (a KeyboardInterrupt): temporaries removed, untrained runs discarded, locks released."""
@@ -244,16 +230,14 @@ def _main(argv: list[str] | None) -> int:
     argv = [a for a in argv if a != "--verbose"]
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command if command is not None else "").parse_args(argv)  # --help ends here, fast
-    if not verbose:
-        _quiet_third_parties()
-    from transformers.utils import logging as hf_logging
+    from reweightlab.quiet import quiet_third_parties
 
+    # library warnings and per-file load/save bars say nothing about the run: hidden unless --verbose
+    # (the bars always: they drown ours; we show progress per stage)
+    quiet_third_parties(warnings=not verbose, bars=True)
     from reweightlab.config import ConfigError
-    from reweightlab.files import StorageError, storage_reason
+    from reweightlab.files import FolderError, StorageError, storage_reason
     from reweightlab.models import ModelLoadError
-
-    hf_logging.disable_progress_bar()  # per-file load/save bars drown ours; we show progress per stage
-    from reweightlab.files import FolderError
 
     user_errors: tuple[type[BaseException], ...] = (ConfigError, ModelLoadError, FileExistsError, FolderError,
                                                     StorageError)

@@ -17,7 +17,7 @@ SRC = Path(reweightlab.__file__).parent
 
 # lower number = lower layer; a package may import packages of strictly lower layers only
 LAYERS = {
-    "math": 0, "files": 0, "config": 0,  # config.py: the generic mechanism (stdlib + PyYAML only)
+    "math": 0, "files": 0, "config": 0, "quiet": 0,  # config.py: the generic mechanism (stdlib + PyYAML only)
     "data": 1,
     "models": 2,
     "tasks": 3, "algos": 3,

@@ -277,18 +277,10 @@ def _worker(key, args, quiet: tuple[bool, bool], queue) -> None:
 def _worker_setup(quiet: tuple[bool, bool]) -> None:
     """A probe worker: denormals flushed; third-party warnings and per-file bars hidden as the command
     hid them (``quiet``: warnings, bars)."""
-    from transformers.utils import logging as hf_logging
+    from reweightlab.quiet import quiet_third_parties
 
     torch.set_flush_denormal(True)
-    if quiet[1]:
-        hf_logging.disable_progress_bar()
-    if quiet[0]:
-        import warnings
-
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        for module in ("transformers", "torch", "accelerate", "huggingface_hub", "safetensors"):
-            warnings.filterwarnings("ignore", module=module)
-        hf_logging.set_verbosity_error()
+    quiet_third_parties(warnings=quiet[0], bars=quiet[1])
 
 
 def _probe_all(models: dict, budget: DemoBudget, variants, seed: int, progress: bool, out: Path, log):
