@@ -39,7 +39,18 @@ def qwen2() -> Qwen2ForCausalLM:
     return model
 
 
-MODELS = {"llama-mha": lambda: llama(4), "llama-gqa": lambda: llama(2), "qwen2-bias": qwen2}
+def llama_rope(rope_type: str) -> LlamaForCausalLM:
+    """A scaled RoPE: "linear" is tabulated per buffer, "dynamic" (angles that change once the sequence
+    outgrows max_position_embeddings = 16, which the stages below do) is computed per forward."""
+    torch.manual_seed(2)
+    config = LlamaConfig(vocab_size=50, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16,
+                         rope_parameters={"rope_type": rope_type, "factor": 2.0, "rope_theta": 10000.0})
+    return LlamaForCausalLM(config).eval()
+
+
+MODELS = {"llama-mha": lambda: llama(4), "llama-gqa": lambda: llama(2), "qwen2-bias": qwen2,
+          "llama-linear-rope": lambda: llama_rope("linear"), "llama-dynamic-rope": lambda: llama_rope("dynamic")}
 PROMPTS = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12], [13]]
 
 
@@ -81,6 +92,19 @@ def test_every_stage_matches_the_transformers_cache(name, reserve, monkeypatch):
     for stage, (a, b) in enumerate(zip(fast, slow, strict=True)):
         assert a.shape == b.shape
         assert torch.allclose(a, b, atol=ATOL, rtol=0), f"stage {stage}: max diff {(a - b).abs().max():.2e}"
+
+
+@pytest.mark.parametrize("name, tabulated", [("llama-mha", True), ("llama-linear-rope", True),
+                                             ("llama-dynamic-rope", False)])
+def test_a_position_only_rope_is_tabulated_once(name, tabulated):
+    model = MODELS[name]()
+    with torch.inference_mode():
+        _, prefix = prefill(model, *left_pad(PROMPTS, 0, "cpu"), reserve=4)
+        table = prefix.cache.rope
+        extend(model, prefix, torch.full((4, 1), 9))
+    assert (table is not None) is tabulated
+    if tabulated:
+        assert prefix.cache.rope is table and table[0].shape[0] >= 5 + 4  # made at prefill, kept
 
 
 def test_a_perturbed_cache_is_detected():

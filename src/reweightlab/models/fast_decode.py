@@ -53,9 +53,21 @@ def fast_decode_supported(model: torch.nn.Module) -> bool:
     return len(devices) == 1
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+# RoPE variants whose angles depend on the position alone (not on the sequence length, as "dynamic"
+# and "longrope" do): their cos/sin can be tabulated once per buffer and looked up by position.
+_STATIC_ROPE = ("default", "linear", "llama3", "yarn")
+
+
+def _signed_sin(sin: torch.Tensor) -> torch.Tensor:
+    """sin with its first half negated: x * cos + roll(x, half) * signed_sin is the rotary embedding
+    (x * cos + rotate_half(x) * sin, rotate_half(x) = (-x2, x1)) with the same float operations, in
+    two kernels fewer."""
+    half = sin.shape[-1] // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + x.roll(x.shape[-1] // 2, -1) * signed_sin
 
 
 class KVBuffer:
@@ -83,6 +95,8 @@ class KVBuffer:
         self.shared_k: list[torch.Tensor] | None = None
         self.shared_v: list[torch.Tensor] | None = None
         self.group = 1
+        self.rope: tuple[torch.Tensor, torch.Tensor] | None = None
+        """(cos, signed sin) per position [n, D] for a position-only RoPE (``_rotary``)."""
 
     @property
     def capacity(self) -> int:
@@ -160,16 +174,20 @@ def fast_forward(model: torch.nn.Module, buffer: KVBuffer, ids_BT: torch.Tensor,
     S = S0 + T
     buffer.reserve(T)
     hidden = inner.embed_tokens(ids_BT)
-    cos, sin = inner.rotary_emb(hidden, position_BT)
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    cos, sin = _rotary(inner.rotary_emb, buffer, hidden, position_BT, S)
     device = ids_BT.device
-    column_S = torch.arange(S, device=device)
-    query_T = torch.arange(S0, S, device=device)
-    causal_TS = column_S[None, :] <= query_T[:, None]
-    own_TS = column_S[None, :] == query_T[:, None]
-    allowed_B1TS = mask_BS.bool()[:, None, None, :] & causal_TS
-    # a query with no real column before it (left padding at prefill) sees its own, so no row is empty
-    allowed_B1TS = allowed_B1TS | (own_TS & ~allowed_B1TS.any(-1, keepdim=True))
+    if T == 1 and S0 > 0:
+        # a decode step: the query is the last column, so causality allows every column, and the row's
+        # cached columns hold its prompt's real tokens (prompts are never empty), so none is empty
+        allowed_B1TS = mask_BS.bool()[:, None, None, :]
+    else:
+        column_S = torch.arange(S, device=device)
+        query_T = torch.arange(S0, S, device=device)
+        causal_TS = column_S[None, :] <= query_T[:, None]
+        own_TS = column_S[None, :] == query_T[:, None]
+        allowed_B1TS = mask_BS.bool()[:, None, None, :] & causal_TS
+        # a query with no real column before it (left padding at prefill) sees its own, so no row is empty
+        allowed_B1TS = allowed_B1TS | (own_TS & ~allowed_B1TS.any(-1, keepdim=True))
     D, H_kv = buffer.head_dim, buffer.kv_heads
     for i, layer in enumerate(inner.layers):
         attn = layer.self_attn
@@ -177,8 +195,8 @@ def fast_forward(model: torch.nn.Module, buffer: KVBuffer, ids_BT: torch.Tensor,
         q = attn.q_proj(x).view(B, T, -1, D).transpose(1, 2)
         k = attn.k_proj(x).view(B, T, H_kv, D).transpose(1, 2)
         v = attn.v_proj(x).view(B, T, H_kv, D).transpose(1, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        q = _rope(q, cos, sin)
+        k = _rope(k, cos, sin)
         own = buffer.length
         buffer.k[i][:, :, own : own + T] = k
         buffer.v[i][:, :, own : own + T] = v
@@ -196,6 +214,23 @@ def fast_forward(model: torch.nn.Module, buffer: KVBuffer, ids_BT: torch.Tensor,
         hidden = hidden[:, -1:]
     logits = model.lm_head(inner.norm(hidden)).float()
     return logits[:, -1] if last_only else logits
+
+
+def _rotary(rotary: torch.nn.Module, buffer: KVBuffer, hidden: torch.Tensor, position_BT: torch.Tensor,
+            S: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(cos, signed sin) of the fed positions, [B, 1, T, D]. A position-only RoPE is tabulated once per
+    buffer by the model's own rotary module (the same elementwise operations, so the same values) for
+    at least the S columns so far (a position never exceeds its column), and looked up."""
+    if getattr(rotary, "rope_type", None) not in _STATIC_ROPE:
+        cos, sin = rotary(hidden, position_BT)
+        return cos.unsqueeze(1), _signed_sin(sin).unsqueeze(1)
+    table = buffer.rope
+    if table is None or table[0].shape[0] < S or table[0].dtype != hidden.dtype or table[0].device != hidden.device:
+        have = 0 if table is None else table[0].shape[0]
+        n = max(S, 2 * have, buffer.shared_length + buffer.capacity)
+        cos, sin = rotary(hidden, torch.arange(n, device=hidden.device)[None])
+        table = buffer.rope = (cos[0], _signed_sin(sin[0]))
+    return table[0][position_BT].unsqueeze(1), table[1][position_BT].unsqueeze(1)
 
 
 def _shared_attention(q_BHTD, buffer: KVBuffer, layer: int, own: int, allowed_B1TS: torch.Tensor,
