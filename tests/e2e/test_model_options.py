@@ -14,7 +14,7 @@ from reweightlab.models.adapters import (
     enable_gradient_checkpointing,
     resolve_dtype,
 )
-from reweightlab.models.forward import forward_logits_logp
+from reweightlab.models.forward import _cache_kwarg, forward_logits_logp, store_logp, teacher_forced_logp
 from reweightlab.models.saving import save_model_atomic
 from reweightlab.train import refcache
 from reweightlab.train.config import load_config
@@ -109,6 +109,20 @@ def test_lora_reference_is_the_base_model(tiny_model_dir):
     ref_logits = _logits(ReferenceView(peft_model), ids)
     assert torch.allclose(ref_logits, _logits(base, ids), atol=1e-6)
     assert not torch.allclose(_logits(peft_model, ids), ref_logits, atol=1e-3)  # adapters are on again
+
+
+def test_lora_reference_in_a_cached_pass_is_the_base_model(tiny_model_dir):
+    """The reference's shared-prompt pass (store_logp: prefill + extend through the wrapper) gives the
+    base model's log-probs, and passes the cache under the argument name the wrapped model takes."""
+    base = load_model(tiny_model_dir).eval()
+    view = ReferenceView(_perturbed_lora(tiny_model_dir))
+    assert _cache_kwarg(view) == _cache_kwarg(base)
+    store = SequenceStore.from_lists([[5, 6, 7]] * 3 + [[8, 9]] * 2, [[10, 11], [12], [13, 14, 15], [16], [17, 18]],
+                                     pad_id=0)
+    want = teacher_forced_logp(base, microbatches(store, 8), len(store), store.ids_NL.shape[1], "cpu")
+    got = store_logp(view, store, "cpu")
+    assert (got - want).abs().max() <= 2e-5
+    assert (store_logp(view.get_base_model(), store, "cpu") - want).abs().max() > 1e-3  # adapters on: differs
 
 
 def test_lora_merge_and_save_writes_a_plain_model(tiny_model_dir, tmp_path):

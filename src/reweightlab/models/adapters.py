@@ -74,6 +74,10 @@ class ReferenceView(torch.nn.Module):
     def config(self):
         return self._peft[0].config
 
+    def get_base_model(self):
+        """The wrapped transformers model (peft's name): what its forward's arguments are read from."""
+        return self._peft[0].get_base_model()
+
     def forward(self, *args, **kwargs):
         peft_model = self._peft[0]
         was_training = peft_model.training
