@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from reweightlab.data.store import MicroBatch, microbatches
+from reweightlab.data.store import MicroBatch, completion_to_targets, microbatches
 from reweightlab.math import token_logprobs
 from reweightlab.models.fast_decode import KVBuffer, fast_decode_supported, fast_forward, new_buffer
 
@@ -60,14 +60,12 @@ def store_logp(model, store, device, *, sequences_per_microbatch: int = 128) -> 
     N, L = len(store), store.ids_NL.shape[1]
     if store.loss_mask_NT is not None or N == 0 or 2 * len(prompt_groups(store)) > N:
         return teacher_forced_logp(model, microbatches(store, sequences_per_microbatch), N, L, device)
-    out = torch.zeros(N, L - 1 + 1)  # one spare column: a padded position of the widest row lands there
+    out = torch.zeros(N, L - 1)
     for index_B, targets_BT, mask_BT, (logits_BTV,) in completion_logits_by_prompt(
             [model], store, sequences_per_chunk=sequences_per_microbatch, device=device):
-        logp_BT = (token_logprobs(logits_BTV, targets_BT).float() * mask_BT).cpu()
-        # completion token j of sequence n is predicted at target position prompt_len_n - 1 + j
-        column_BT = store.prompt_len_N[index_B][:, None] - 1 + torch.arange(logp_BT.shape[1])[None, :]
-        out[index_B] = out[index_B].scatter(1, column_BT.clamp(max=L - 1), logp_BT)
-    return out[:, : L - 1]
+        logp_BT = token_logprobs(logits_BTV, targets_BT).float().cpu()
+        out[index_B] = completion_to_targets(logp_BT, mask_BT.cpu(), store.prompt_len_N[index_B], L)
+    return out
 
 
 def prompt_groups(store) -> list[tuple[int, int]]:
