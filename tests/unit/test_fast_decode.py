@@ -12,7 +12,8 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-from reweightlab.models.fast_decode import ENV_SWITCH, KVBuffer, fast_decode_supported
+from reweightlab.models import fast_decode
+from reweightlab.models.fast_decode import ENV_SWITCH, KVBuffer, fast_decode_supported, rows_to_compute
 from reweightlab.models.forward import extend, left_pad, prefill
 from reweightlab.rollout.hf import HFRolloutEngine
 
@@ -55,7 +56,8 @@ PROMPTS = [[3, 4, 5, 6, 7], [8, 9], [10, 11, 12], [13]]
 
 
 def run_stages(model, reserve: int) -> list[torch.Tensor]:
-    """Logits after each stage of a sampling / revision / search episode, in order."""
+    """Logits after each stage of a sampling / revision / search episode, in order (rows 1 and 7 are
+    finished, fed masked padding, in stages 3 to 6)."""
     out = []
     with torch.inference_mode():
         logits, prefix = prefill(model, *left_pad(PROMPTS, 0, "cpu"), reserve=reserve)
@@ -148,6 +150,75 @@ def test_gradients_and_other_architectures_take_the_generic_path(monkeypatch):
     assert not fast_decode_supported(windowed)
     monkeypatch.setenv(ENV_SWITCH, "0")
     assert not fast_decode_supported(model)
+
+
+FINISHED_STAGES = range(3, 7)
+
+
+@pytest.mark.parametrize("name", ["llama-gqa", "qwen2-bias"])
+def test_a_decode_step_computes_only_the_real_rows(name, monkeypatch):
+    """Compaction forced down to single rows: the real rows' logits equal transformers' cache, the finished
+    rows' are zero, and the later stages (feedback fed to every row, a reorder, more steps) still match,
+    so the zero columns written for the finished rows are never read."""
+    model = MODELS[name]()
+    picked = []
+
+    def spy(real_B):
+        rows = rows_to_compute(real_B)
+        picked.append(None if rows is None else rows.tolist())
+        return rows
+
+    monkeypatch.setattr(fast_decode, "COMPACT_MIN_ROWS", 1)
+    monkeypatch.setattr(fast_decode, "COMPACT_ROUND", 1)
+    monkeypatch.setattr(fast_decode, "rows_to_compute", spy)
+    fast, _ = run_stages(model, reserve=0)
+    real = [r for r in range(12) if r not in (1, 7)]
+    assert picked.count(real) == len(FINISHED_STAGES)  # the four steps with finished rows were compacted
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    slow, _ = run_stages(model, reserve=0)
+    for stage, (a, b) in enumerate(zip(fast, slow, strict=True)):
+        if stage in FINISHED_STAGES:
+            assert torch.equal(a[[1, 7]], torch.zeros_like(a[[1, 7]]))
+            a, b = a[real], b[real]
+        assert torch.allclose(a, b, atol=ATOL, rtol=0), f"stage {stage}: max diff {(a - b).abs().max():.2e}"
+
+
+def test_the_rows_a_decode_step_computes():
+    real = torch.zeros(64, dtype=torch.bool)
+    real[[3, 10, 40]] = True
+    rows = rows_to_compute(real)  # three real rows, filled up to COMPACT_MIN_ROWS with the first finished ones
+    assert rows.tolist() == [*range(15), 40]  # the 13 finished rows before row 15, in order
+    real[:30] = True
+    rows = rows_to_compute(real)  # 31 real rows: rounded up to 32
+    assert len(rows) == 32 and set(real.nonzero().squeeze(-1).tolist()) <= set(rows.tolist())
+    real[:] = True
+    real[5] = False
+    assert rows_to_compute(real) is None  # 63 real rows would round up to all 64: nothing to save
+    assert rows_to_compute(torch.ones(8, dtype=torch.bool)) is None
+
+
+def test_compacted_sampling_draws_the_same_tokens(monkeypatch):
+    """Sampling with rows finishing early (a random model, EOS = 2 of 50 tokens, 64 rows): compacted decode
+    steps draw the tokens that computing every row draws."""
+    model = llama(2)
+    engine = HFRolloutEngine(model, eos_token_id=2, pad_token_id=0)
+    prompts = [[1, 5, 6, 7], [1, 8], [1, 9, 10, 11, 12, 13], [1, 4]]
+    compacted = []
+    real_rows_to_compute = fast_decode.rows_to_compute
+
+    def spy(real_B):
+        rows = real_rows_to_compute(real_B)
+        compacted.append(rows is not None)
+        return rows
+
+    monkeypatch.setattr(fast_decode, "rows_to_compute", spy)
+    fast = engine.generate(prompts, samples_per_prompt=16, max_new_tokens=40, seed=3)
+    assert any(compacted) and not all(compacted)
+    monkeypatch.setattr(fast_decode, "COMPACT_MIN_ROWS", 10**9)
+    full = engine.generate(prompts, samples_per_prompt=16, max_new_tokens=40, seed=3)
+    assert torch.equal(fast.completion_ids_NT, full.completion_ids_NT)
+    assert torch.equal(fast.completion_mask_NT, full.completion_mask_NT)
+    assert torch.allclose(fast.logp_NT, full.logp_NT, atol=ATOL, rtol=0)
 
 
 def test_the_buffer_grows_past_its_reservation():

@@ -14,6 +14,12 @@ head; so adapters and biases inside them still apply) around its own cache:
   query that has none (left padding at prefill) sees its own column, so no row is empty (its output
   is never read: no real token attends to a padding column).
 
+- A decode step computes only the rows whose fed token is real (``rows_to_compute``): once rows have
+  finished (they are fed masked padding), the embedding, projections, MLP and head run on the others
+  (at least ``COMPACT_MIN_ROWS``, a multiple of ``COMPACT_ROUND``), and only attention, whose cost is
+  reading the cache, runs over every row. A finished row's new cache column is zero (it is masked, so
+  never read) and its logits are zero: a caller never uses the logits after a masked token.
+
 The numbers equal the reference forward's up to float rounding (tests/unit/test_fast_decode.py
 compares both on models built in the test). Anything else (other architectures, models split across
 devices, gradient-carrying forwards) goes through the generic path of models/forward.py.
@@ -51,6 +57,29 @@ def fast_decode_supported(model: torch.nn.Module) -> bool:
         return False
     devices = {p.device for p in model.parameters()}
     return len(devices) == 1
+
+
+COMPACT_MIN_ROWS = 16
+COMPACT_ROUND = 8
+"""A compacted decode step computes at least COMPACT_MIN_ROWS rows, a multiple of COMPACT_ROUND (finished
+rows fill the rest). Matrix products of fewer rows take other kernels, whose rounding differs from the
+full batch's; from about 12 rows on, this machine's products give every row the bits it gets in the
+full batch (measured), so compacting does not change a sample."""
+
+
+def rows_to_compute(real_B: torch.Tensor) -> torch.Tensor | None:
+    """Indices (ascending) of the rows a decode step computes, given which fed tokens are real; None
+    when compacting would save nothing (then every row is computed). One host sync."""
+    B = real_B.shape[0]
+    real = int(real_B.sum())
+    want = max(COMPACT_MIN_ROWS, -(-real // COMPACT_ROUND) * COMPACT_ROUND)
+    if want >= B:
+        return None
+    chosen_B = real_B.clone()
+    if want > real:  # fill up with the first finished rows
+        spare = (~real_B).nonzero().squeeze(-1)[: want - real]
+        chosen_B[spare] = True
+    return chosen_B.nonzero().squeeze(-1)
 
 
 # RoPE variants whose angles depend on the position alone (not on the sequence length, as "dynamic"
@@ -167,16 +196,23 @@ def fast_forward(model: torch.nn.Module, buffer: KVBuffer, ids_BT: torch.Tensor,
                  position_BT: torch.Tensor, last_only: bool) -> torch.Tensor:
     """Feed ids_BT (B x T) after the ``buffer.length`` cached columns; ``mask_BS`` (S = length + T) marks
     the real columns, ``position_BT`` the fed tokens' positions. Returns float32 logits of the last
-    position [B, V] (``last_only``) or of every fed position [B, T, V]; the buffer holds the T new columns."""
+    position [B, V] (``last_only``) or of every fed position [B, T, V]; the buffer holds the T new columns.
+    A decode step (T = 1, ``last_only``) computes only the rows that ``rows_to_compute`` picks; the
+    others' logits are zero."""
     inner = model.model
     B, T = ids_BT.shape
     S0 = buffer.shared_length + buffer.length
     S = S0 + T
     buffer.reserve(T)
+    decode = T == 1 and S0 > 0
+    rows_M = rows_to_compute(mask_BS[:, -1].bool()) if decode and last_only else None
+    if rows_M is not None:
+        ids_BT, position_BT = ids_BT[rows_M], position_BT[rows_M]
+    M = ids_BT.shape[0]  # the rows computed outside attention (B unless compacted)
     hidden = inner.embed_tokens(ids_BT)
     cos, sin = _rotary(inner.rotary_emb, buffer, hidden, position_BT, S)
     device = ids_BT.device
-    if T == 1 and S0 > 0:
+    if decode:
         # a decode step: the query is the last column, so causality allows every column, and the row's
         # cached columns hold its prompt's real tokens (prompts are never empty), so none is empty
         allowed_B1TS = mask_BS.bool()[:, None, None, :]
@@ -192,27 +228,38 @@ def fast_forward(model: torch.nn.Module, buffer: KVBuffer, ids_BT: torch.Tensor,
     for i, layer in enumerate(inner.layers):
         attn = layer.self_attn
         x = layer.input_layernorm(hidden)
-        q = attn.q_proj(x).view(B, T, -1, D).transpose(1, 2)
-        k = attn.k_proj(x).view(B, T, H_kv, D).transpose(1, 2)
-        v = attn.v_proj(x).view(B, T, H_kv, D).transpose(1, 2)
+        q = attn.q_proj(x).view(M, T, -1, D).transpose(1, 2)
+        k = attn.k_proj(x).view(M, T, H_kv, D).transpose(1, 2)
+        v = attn.v_proj(x).view(M, T, H_kv, D).transpose(1, 2)
         q = _rope(q, cos, sin)
         k = _rope(k, cos, sin)
         own = buffer.length
-        buffer.k[i][:, :, own : own + T] = k
-        buffer.v[i][:, :, own : own + T] = v
+        if rows_M is None:
+            buffer.k[i][:, :, own : own + T] = k
+            buffer.v[i][:, :, own : own + T] = v
+        else:  # the other rows' column is masked for them and never read: zero, so it is finite
+            q = q.new_zeros((B, *q.shape[1:])).index_copy_(0, rows_M, q)
+            for store, new in ((buffer.k[i], k), (buffer.v[i], v)):
+                column = store[:, :, own : own + T]
+                column.zero_()
+                column.index_copy_(0, rows_M, new)
         if buffer.shared_k is None:
             out = F.scaled_dot_product_attention(
                 q, buffer.k[i][:, :, : own + T], buffer.v[i][:, :, : own + T], attn_mask=allowed_B1TS,
                 scale=attn.scaling, enable_gqa=q.shape[1] != H_kv)
         else:
             out = _shared_attention(q, buffer, i, own + T, allowed_B1TS, attn.scaling)
-        hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(B, T, -1))
+        if rows_M is not None:
+            out = out.index_select(0, rows_M)
+        hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(M, T, -1))
         hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
         buffer.length = own  # restored for the next layer; advanced once below
     buffer.length += T
     if last_only:
         hidden = hidden[:, -1:]
     logits = model.lm_head(inner.norm(hidden)).float()
+    if rows_M is not None:
+        return logits.new_zeros((B, logits.shape[-1])).index_copy_(0, rows_M, logits[:, -1])
     return logits[:, -1] if last_only else logits
 
 
