@@ -72,7 +72,7 @@ def run_stages(model, reserve: int) -> list[torch.Tensor]:
             out.append(extend(model, prefix, torch.where(alive, token, 0), alive))
         block = [[20, 21, 22], [23], [24, 25], [26, 27, 28]] * 3  # feedback, left-padded
         out.append(extend(model, prefix, *left_pad(block, 0, "cpu")))
-        prefix.reorder(torch.tensor([5, 0, 0, 11, 2]))  # a subset and a beam-style repeat
+        prefix.reorder(torch.tensor([5, 0, 0, 11, 2]), reserve=7)  # a subset and a beam-style repeat; 3 + 4 to come
         for _ in range(3):
             out.append(extend(model, prefix, torch.randint(3, 50, (5, 1), generator=g)))
         out.append(extend(model, prefix, torch.randint(3, 50, (5, 4), generator=g), last_only=False))
@@ -219,6 +219,27 @@ def test_compacted_sampling_draws_the_same_tokens(monkeypatch):
     assert torch.equal(fast.completion_ids_NT, full.completion_ids_NT)
     assert torch.equal(fast.completion_mask_NT, full.completion_mask_NT)
     assert torch.allclose(fast.logp_NT, full.logp_NT, atol=ATOL, rtol=0)
+
+
+def test_a_reorder_makes_room_for_what_follows():
+    """A reorder that is not a repeat gathers the shared prompt columns and the rows' own into one buffer
+    with exactly ``reserve`` spare columns: what follows fits without another copy."""
+    model = llama(2)
+    with torch.inference_mode():
+        _, prefix = prefill(model, *left_pad(PROMPTS, 0, "cpu"), reserve=2)
+        prefix.reorder(torch.arange(8) // 2)
+        extend(model, prefix, torch.full((8, 1), 7))
+        cache = prefix.cache
+        assert cache.shared_length == 5 and cache.length == 1
+        prefix.reorder(torch.tensor([6, 1, 1]), reserve=4)
+        assert cache.shared_k is None and cache.length == 5 + 1 and cache.capacity == 5 + 1 + 4
+        storage = cache.k[0].data_ptr()
+        extend(model, prefix, *left_pad([[20, 21], [22], [23, 24]], 0, "cpu"))
+        extend(model, prefix, torch.full((3, 1), 9))
+        extend(model, prefix, torch.full((3, 1), 9))
+        assert cache.length == 10 and cache.k[0].data_ptr() == storage  # no growth
+        prefix.reorder(torch.tensor([2, 0]))  # no reserve: the capacity is kept
+        assert cache.capacity == 10
 
 
 def test_the_buffer_grows_past_its_reservation():

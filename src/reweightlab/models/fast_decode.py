@@ -147,23 +147,10 @@ class KVBuffer:
                 grown[:, :, : self.length] = old[:, :, : self.length]
                 store[i] = grown
 
-    def _materialise(self) -> None:
-        """Copy the shared columns into every row (before a reorder that is not a plain repeat)."""
-        if self.shared_k is None:
-            return
-        rows = self.k[0].shape[0]
-        owner_B = torch.arange(rows, device=self.k[0].device) // self.group
-        spare = self.capacity - self.length
-        for store, shared in ((self.k, self.shared_k), (self.v, self.shared_v)):
-            for i, own in enumerate(store):
-                store[i] = torch.cat([shared[i].index_select(0, owner_B), own[:, :, : self.length],
-                                      own.new_empty((*own.shape[:2], spare, own.shape[3]))], dim=2)
-        self.length += self.shared_length
-        self.shared_k = self.shared_v = None
-        self.group = 1
-
-    def reorder_cache(self, index_B: torch.Tensor) -> None:
-        """Row b becomes old row ``index_B[b]`` (same name as transformers' caches)."""
+    def reorder_cache(self, index_B: torch.Tensor, reserve: int | None = None) -> None:
+        """Row b becomes old row ``index_B[b]`` (same name as transformers' caches). ``reserve``: columns
+        the caller will add next (a revision episode: its feedback and the next attempt), so the copy is
+        made with room for them and no growth follows; None keeps the capacity."""
         rows = self.k[0].shape[0]
         B = index_B.shape[0]
         group = B // rows if B % rows == 0 else 0
@@ -178,10 +165,21 @@ class KVBuffer:
             return
         if self.shared_k is not None and B == rows and torch.equal(index_B, torch.arange(B, device=index_B.device)):
             return
-        self._materialise()
-        for store in (self.k, self.v):
+        # Any other order: each new row's shared columns (if any) then its own, gathered once into a
+        # buffer of the final capacity (a fresh allocation costs more than the copy on a CPU).
+        Ls, L = self.shared_length, self.length
+        capacity = Ls + (self.capacity if reserve is None else L + max(int(reserve), 0))
+        owner_B = None if self.shared_k is None else (torch.arange(rows, device=index_B.device) // self.group)[index_B]
+        for store, shared in ((self.k, self.shared_k), (self.v, self.shared_v)):
             for i, old in enumerate(store):
-                store[i] = old.index_select(0, index_B)
+                new = old.new_empty((B, old.shape[1], max(capacity, 1), old.shape[3]))
+                if owner_B is not None:
+                    torch.index_select(shared[i], 0, owner_B, out=new[:, :, :Ls])
+                torch.index_select(old[:, :, :L], 0, index_B, out=new[:, :, Ls : Ls + L])
+                store[i] = new
+        self.length = Ls + L
+        self.shared_k = self.shared_v = None
+        self.group = 1
 
 
 def new_buffer(model: torch.nn.Module, batch: int, capacity: int) -> KVBuffer:

@@ -210,11 +210,15 @@ class CachedPrefix:
     cache_kwarg: str = field(default="past_key_values", repr=False)
     """The model's cache argument (``_cache_kwarg``), looked up once per prefill."""
 
-    def reorder(self, index_B: torch.Tensor) -> None:
+    def reorder(self, index_B: torch.Tensor, reserve: int | None = None) -> None:
         """Row b becomes old row ``index_B[b]`` (B may change): a repeating index copies a prompt's
-        cache to its samples, a beam index re-selects the beam. The cache is re-indexed in place."""
+        cache to its samples, a beam index re-selects the beam. The cache is re-indexed in place;
+        ``reserve``: the columns the caller adds next (the fast buffer makes room for them in the same copy)."""
         index_B = index_B.to(self.mask_BS.device)
-        self.cache.reorder_cache(index_B)
+        if isinstance(self.cache, KVBuffer):
+            self.cache.reorder_cache(index_B, reserve)
+        else:
+            self.cache.reorder_cache(index_B)
         self.mask_BS = self.mask_BS[index_B]
         self.next_position_B = self.next_position_B[index_B]
 

@@ -317,7 +317,7 @@ class HFRolloutEngine:
             last, real = last_B.tolist(), last_real_B.tolist()
             block = [([last[k]] if real[k] else []) + list(notes[k]) for k in keep]
             index = torch.tensor(keep, device=prefix.mask_BS.device)
-            prefix.reorder(index)
+            prefix.reorder(index, reserve=max(map(len, block)) + max_new_tokens)  # the feedback, the next attempt
             live = live[torch.tensor(keep)]
             if max_positions is not None:
                 longest = int(prefix.next_position_B.max()) + max(map(len, block)) + max_new_tokens
