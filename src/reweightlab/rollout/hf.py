@@ -69,8 +69,9 @@ class HFRolloutEngine:
     `max_batch_sequences` bounds the sequences decoded together, hence the memory of the KV cache
     (layers x 2 x B x heads x (prompt + new tokens) x head_dim) and of the float32 logits (B x V).
     Llama-architecture models decode through models/fast_decode.py (a preallocated buffer, a prompt's
-    columns shared by its samples); others through transformers' DynamicCache, which appends with
-    torch.cat (copying the whole cache every step, so past 512-1024 sequences per chunk it slows down).
+    columns shared by its samples, finished rows skipped outside attention); others through
+    transformers' DynamicCache, which appends with torch.cat (copying the whole cache every step, so
+    past 512-1024 sequences per chunk it slows down).
     """
 
     def __init__(
@@ -231,10 +232,9 @@ class HFRolloutEngine:
             # One host sync per step; stopping early is what makes EOS-heavy batches cheap.
             if steps == max_new_tokens or bool(finished_B.all()):
                 break
-            # Finished rows keep being computed (fed the pad token, masked, outputs discarded): the cost
-            # is their share of each step's FLOPs and cache growth. Compacting the batch would need a
-            # cache gather per step, which only pays off when many rows finish early. Masking the pad
-            # keeps a finished row's cache what its text is, so a revision episode can extend it.
+            # Finished rows stay in the batch, fed the pad token masked (outputs discarded), so a finished
+            # row's cache stays what its text is and a revision episode can extend it. The fast path
+            # skips them outside attention (fast_decode.rows_to_compute); the generic one computes them.
             logits_BV = extend(self.model, prefix, token_B.unsqueeze(-1), alive_B.unsqueeze(-1))
         return (tokens_BT[:, :steps], mask_BT[:, :steps], logp_BT[:, :steps], finished_B,
                 (token_B, mask_BT[:, steps - 1]))
