@@ -72,13 +72,11 @@ def sequence_logprobs(
 
 
 def _right_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids_BT, mask_BT): sequences left-aligned, padding on the right."""
-    width = max(len(s) for s in seqs)
-    ids_BT = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask_BT = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for i, seq in enumerate(seqs):
-        ids_BT[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask_BT[i, : len(seq)] = True
+    """(ids_BT, mask_BT): sequences left-aligned, padding on the right (one tensor built from all tokens)."""
+    lengths_B = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    mask_BT = torch.arange(int(lengths_B.max()))[None, :] < lengths_B[:, None]
+    ids_BT = torch.full(mask_BT.shape, pad_id, dtype=torch.long)
+    ids_BT[mask_BT] = torch.tensor([t for s in seqs for t in s], dtype=torch.long)  # row-major: rows in order
     return ids_BT.to(device), mask_BT.to(device)
 
 
@@ -140,20 +138,21 @@ class _TreeRows:
 
     def add(self, prompt: list[int], completion: list[int], same_prompt: bool) -> None:
         proper = len(completion) - 1  # proper prefixes y[:1] .. y[:len-1] are fed
-        known = 0
+        path = []  # the column of each of y's proper prefixes y[:1], y[:2], ...
         if same_prompt:
-            while known < proper and tuple(completion[: known + 1]) in self.nodes:
-                known += 1
-        if not same_prompt or self.width - len(self.ids[-1]) < proper - known:
+            while len(path) < proper and (node := self.nodes.get(tuple(completion[: len(path) + 1]))) is not None:
+                path.append(node)
+        if not same_prompt or self.width - len(self.ids[-1]) < proper - len(path):
             self._open_segment(prompt, proper)
-            known = 0
+            path = []
         ids, pos, parent = self.ids[-1], self.pos[-1], self.parent[-1]
-        for d in range(known + 1, proper + 1):
-            parent.append(self.nodes[tuple(completion[: d - 1])] if d > 1 else self.last_col)
-            self.nodes[tuple(completion[:d])] = len(ids)
+        for d in range(len(path) + 1, proper + 1):
+            parent.append(path[-1] if path else self.last_col)
+            path.append(len(ids))
+            self.nodes[tuple(completion[:d])] = path[-1]
             ids.append(completion[d - 1])
             pos.append(len(prompt) + d - 1)
-        self.predictor_cols.append([self.last_col] + [self.nodes[tuple(completion[:d])] for d in range(1, proper + 1)])
+        self.predictor_cols.append([self.last_col, *path])
         self.row_of.append(len(self.ids) - 1)
 
     def tensors(self, pad_id: int, device):
