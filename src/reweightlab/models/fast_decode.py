@@ -69,7 +69,8 @@ full batch (measured), so compacting does not change a sample."""
 
 def rows_to_compute(real_B: torch.Tensor) -> torch.Tensor | None:
     """Indices (ascending) of the rows a decode step computes, given which fed tokens are real; None
-    when compacting would save nothing (then every row is computed). One host sync."""
+    when compacting would save nothing (then every row is computed). Reads the count of real rows on the
+    host (a sync per decode step on an accelerator, next to the sampler's own)."""
     B = real_B.shape[0]
     real = int(real_B.sum())
     want = max(COMPACT_MIN_ROWS, -(-real // COMPACT_ROUND) * COMPACT_ROUND)
