@@ -52,14 +52,16 @@ def teacher_forced_logp(model, mbs: Sequence[MicroBatch], N: int, L: int, device
 
 
 @torch.no_grad()
-def store_logp(model, store, device, *, sequences_per_microbatch: int = 128) -> torch.Tensor:
+def store_logp(model, store, device, *, sequences_per_microbatch: int = 128, bucketed: bool = False) -> torch.Tensor:
     """``teacher_forced_logp`` of a whole store (N x L-1, zero outside the targets that carry loss),
     running each prompt once for its samples (``completion_logits_by_prompt``) when the sequences come
     in groups sharing a prompt (two or more per prompt on average, no feedback inside completions);
-    otherwise as plain forwards over length-sorted micro-batches."""
+    otherwise as plain forwards over length-sorted micro-batches (``bucketed``: data.store.microbatches')
+    length buckets)."""
     N, L = len(store), store.ids_NL.shape[1]
     if store.loss_mask_NT is not None or N == 0 or 2 * len(prompt_groups(store)) > N:
-        return teacher_forced_logp(model, microbatches(store, sequences_per_microbatch), N, L, device)
+        mbs = microbatches(store, sequences_per_microbatch, bucketed=bucketed)
+        return teacher_forced_logp(model, mbs, N, L, device)
     out = torch.zeros(N, L - 1)
     for index_B, targets_BT, mask_BT, (logits_BTV,) in completion_logits_by_prompt(
             [model], store, sequences_per_chunk=sequences_per_microbatch, device=device):

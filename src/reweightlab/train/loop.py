@@ -515,8 +515,9 @@ def _run_offline(s: Setup, progress: bool, log, base_samples, base_problems) -> 
             w_BT = method.token_weights(logp, mb, ctx)  # B x T, zero off the completion
             return weighted_nll(logp, w_BT), {"weight": w_BT}
 
+        mbs = microbatches(local, cfg.optim.sequences_per_microbatch, bucketed=True)
         stats = accumulated_step(
-            s.train_model, opt, sched, microbatches(local, cfg.optim.sequences_per_microbatch), token_loss,
+            s.train_model, opt, sched, mbs, token_loss,
             reduction=cfg.optim.reduction, max_grad_norm=cfg.optim.max_grad_norm, device=s.device,
             constant_per_sequence=cfg.data.max_new_tokens, dist=s.dist,
         )
@@ -696,9 +697,10 @@ def _rl_batch(s: Setup, problems, step: int):
         # the sampler's log-probs are the policy's (a test checks them against a teacher-forced pass)
         logp_old = batch.logp_sampler_NT
     else:
-        logp_old = store_logp(s.policy, batch, s.device, sequences_per_microbatch=cfg.optim.sequences_per_microbatch)
+        logp_old = store_logp(s.policy, batch, s.device, sequences_per_microbatch=cfg.optim.sequences_per_microbatch,
+                              bucketed=True)
     # a prompt's G samples share its prefill (an episode store, with feedback inside, runs plainly)
-    logp_ref = None if s.ref is None else store_logp(s.ref, batch, s.device,
+    logp_ref = None if s.ref is None else store_logp(s.ref, batch, s.device, bucketed=True,
                                                       sequences_per_microbatch=cfg.optim.sequences_per_microbatch)
     batch = batch.replace(logp_old_NT=logp_old, logp_ref_NT=logp_ref)
     signal_PG = samples.success_PG.float() if rl_cfg.reward == "success" else samples.rewards_PG
@@ -757,8 +759,9 @@ def _rl_updates(s: Setup, batch: SequenceStore, opt, sched) -> dict:
         order = torch.randperm(N, generator=gen) if rl_cfg.minibatches_per_epoch > 1 else torch.arange(N)
         for m in range(rl_cfg.minibatches_per_epoch):
             part = batch.select(order[m * per_update : (m + 1) * per_update])
+            mbs = microbatches(part, cfg.optim.sequences_per_microbatch, bucketed=True)
             stats = accumulated_step(
-                s.train_model, opt, sched, microbatches(part, cfg.optim.sequences_per_microbatch), token_loss,
+                s.train_model, opt, sched, mbs, token_loss,
                 reduction=cfg.optim.reduction, max_grad_norm=cfg.optim.max_grad_norm, device=s.device,
                 # sum_over_constant: the longest a sample can be, every attempt of an episode included
                 constant_per_sequence=cfg.data.max_new_tokens * rl_cfg.revision_attempts, dist=s.dist,
