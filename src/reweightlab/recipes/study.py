@@ -90,28 +90,7 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
     _check_curated(budget, base_samples)
     out.mkdir(parents=True, exist_ok=False)  # only now: a study that cannot start leaves nothing behind
 
-    models, runs = {"base": base}, {}
-    for arm_name in budget.arms:
-        arm = ARMS[arm_name]
-        summary["methods"][arm_name] = {"seeds": {}, "summary": arm.summary}
-        seeds = budget.train_seeds[:1] if arm.method is None else budget.train_seeds
-        for train_seed in seeds:
-            s, label = seed + train_seed, run_label(arm_name, seed + train_seed)
-            t0 = time.perf_counter()
-            if arm.method is None:  # the negative control: the base itself, probed as if it were trained
-                models[label], run_dir = base, None
-            else:
-                start = models[run_label(arm.start, s)] if arm.start else base
-                cfg = config_from_dict(arm_config(arm, budget, start, out, s, data=_data_keys(budget)))
-                shared = {} if cfg.resolved_source() not in ("base_samples", "search") else {
-                    "base_samples": base_samples.select(torch.arange(len(base_samples))),
-                    "base_problems": base_problems}
-                run_dir = train(cfg, progress=progress, log=log, **shared)
-                models[label], runs[label] = str(run_dir / "final"), (arm_name, s, start, run_dir)
-            summary["methods"][arm_name]["seeds"][str(s)] = {
-                "label": label, "run_dir": None if run_dir is None else str(run_dir),
-                "train_seconds": round(time.perf_counter() - t0, 1)}
-            summary["labels"][label] = {"method": arm_name, "seed": s}
+    models, runs = _train_all(budget, base, out, seed, base_samples, base_problems, summary, progress, log)
 
     t0 = time.perf_counter()
     curves = _curves(runs, budget, tok, task, variants, base, base_problems, seed, log)
@@ -130,6 +109,79 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
 
     log(f"report: {write_report([out])}")
     return out
+
+
+def _train_all(budget: DemoBudget, base: str, out: Path, seed: int, base_samples, base_problems, summary: dict,
+               progress: bool, log) -> tuple[dict, dict]:
+    """Every arm once per training seed (the negative control once): ``models`` (label -> model folder,
+    the base included) and ``runs`` (label -> (arm, seed, start, run folder)); each run's seconds go into
+    ``summary``. Serially in this process, or side by side in one-thread workers (train_pool)."""
+    from reweightlab.recipes import train_pool
+
+    models, runs, jobs = {"base": base}, {}, []
+    for arm_name in budget.arms:
+        arm = ARMS[arm_name]
+        summary["methods"][arm_name] = {"seeds": {}, "summary": arm.summary}
+        seeds = budget.train_seeds[:1] if arm.method is None else budget.train_seeds
+        for train_seed in seeds:
+            s, label = seed + train_seed, run_label(arm_name, seed + train_seed)
+            summary["labels"][label] = {"method": arm_name, "seed": s}
+            models[label] = base  # the negative control's model; a trained run's final model once it is done
+            summary["methods"][arm_name]["seeds"][str(s)] = {"label": label, "run_dir": None, "train_seconds": 0.0}
+            if arm.method is None:  # the negative control: the base itself, probed as if it were trained
+                continue
+
+            def config(done, arm=arm, s=s):
+                start = done[run_label(arm.start, s)] if arm.start else base
+                return arm_config(arm, budget, start, out, s, data=_data_keys(budget))
+
+            source = config_from_dict(config({run_label(arm.start, s): base} if arm.start else {})).resolved_source()
+            jobs.append(train_pool.Job(label, config, after=(run_label(arm.start, s),) if arm.start else (),
+                                       shared=source in ("base_samples", "search"), cost=_run_cost(arm, budget)))
+    shared = {"base_samples": base_samples, "base_problems": base_problems}
+
+    def record(done) -> None:
+        arm_name, s = summary["labels"][done.label]["method"], summary["labels"][done.label]["seed"]
+        start = models[run_label(ARMS[arm_name].start, s)] if ARMS[arm_name].start else base
+        models[done.label] = str(Path(done.run_dir) / "final")
+        runs[done.label] = (arm_name, s, start, Path(done.run_dir))
+        summary["methods"][arm_name]["seeds"][str(s)] = {"label": done.label, "run_dir": done.run_dir,
+                                                         "train_seconds": done.seconds}
+
+    workers = train_pool.train_workers(budget.task, len(jobs))
+    if workers == 1:
+        for job in jobs:
+            t0 = time.perf_counter()
+            cfg = config_from_dict(job.config(models))
+            extra = {} if not job.shared else {**shared, "base_samples": base_samples.select(
+                torch.arange(len(base_samples)))}
+            run_dir = train(cfg, progress=progress, log=log, **extra)
+            record(train_pool.Done(job.label, str(run_dir), round(time.perf_counter() - t0, 1)))
+        return models, runs
+    from tqdm.auto import tqdm
+    from transformers.utils import logging as hf_logging
+
+    quiet = (hf_logging.get_verbosity() >= hf_logging.ERROR, not hf_logging.is_progress_bar_enabled())
+    threads = max(1, torch.get_num_threads() // workers)
+    log(f"training {len(jobs)} runs, {workers} side by side in worker processes ({threads} thread(s) each)")
+    with tqdm(total=len(jobs), disable=not progress, desc="training", unit="run") as bar:
+        def finished(done) -> None:
+            record(done)
+            for line in done.lines:  # the run's own lines, marked with its label (two runs share the screen)
+                (bar.write if progress else log)(f"{done.label}: {line}")
+            bar.update(1)
+
+        train_pool.run_pool(jobs, workers, shared, threads=threads, quiet=quiet, on_done=finished)
+    return models, {job.label: runs[job.label] for job in jobs}  # in the study's order, not the finishing order
+
+
+def _run_cost(arm, budget: DemoBudget) -> float:
+    """A run's relative cost, to start the longest first: RL on revision episodes, then RL, then offline."""
+    method = get_method(arm.method)
+    if not method.is_rl:
+        return float(budget.offline_steps)
+    attempts = budget.revision_attempts if "revision_attempts" in arm.rl else 1
+    return float(budget.rl_steps) * 4 * (1 + attempts)
 
 
 def _check_curated(budget: DemoBudget, base_samples) -> None:
