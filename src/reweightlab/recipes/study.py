@@ -90,13 +90,17 @@ def run_study(out_root: str | Path = "runs", *, quick: bool = False, seed: int =
     _check_curated(budget, base_samples)
     out.mkdir(parents=True, exist_ok=False)  # only now: a study that cannot start leaves nothing behind
 
+    t0 = time.perf_counter()
     models, runs = _train_all(budget, base, out, seed, base_samples, base_problems, summary, progress, log)
+    summary["train_seconds"] = round(time.perf_counter() - t0, 1)  # the stage's wall time (runs side by side)
 
     t0 = time.perf_counter()
     curves = _curves(runs, budget, tok, task, variants, base, base_problems, seed, log)
     write_text_atomic(out / "curves.json", json.dumps(curves, indent=1))
     summary["curves_seconds"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
     summary["eval"], summary["probe"] = _probe_all(models, budget, variants, seed, progress, out, log)
+    summary["probe_seconds"] = round(time.perf_counter() - t0, 1)
     summary["across_seeds"] = spread_across_seeds(summary, variants)
     claims = claims_mod.compute_claims(out, summary, curves)
     write_text_atomic(out / "claims.json", json.dumps(claims, indent=2))
