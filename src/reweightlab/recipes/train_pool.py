@@ -9,7 +9,8 @@ Each run's result depends only on its config and the thread count, not on which 
 ran beside it (a test trains the same jobs serially and in the pool and compares the weights bit for
 bit). A worker's error is raised in the caller with the other workers stopped; an interrupt (Ctrl-C,
 SIGTERM) reaches each worker as one SIGINT, so each run unwinds through its own clean-up (a run keeps
-only complete checkpoints) before the pool is joined: nothing is left running.
+only complete checkpoints) before the pool is joined: nothing is left running. A worker whose pool
+died without a word (SIGKILL) interrupts itself the same way.
 """
 
 from __future__ import annotations
@@ -142,10 +143,27 @@ def _interrupt_once() -> None:
             signal.signal(getattr(signal, name), handler)
 
 
+def _watch_parent() -> None:
+    """If the pool's process dies without stopping its workers (SIGKILL, out of memory), a worker interrupts
+    itself within a second: its run unwinds as on Ctrl-C instead of training on for nobody."""
+    import signal
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
 def _worker(todo, results, shared: dict, threads: int, quiet: tuple[bool, bool]) -> None:
     """A worker's body: train the jobs it is sent until it is sent None; each result, or the error
     (picklable, else described), goes back to the pool."""
     _interrupt_once()
+    _watch_parent()
     label = None
     try:
         from reweightlab.quiet import quiet_third_parties
