@@ -291,26 +291,13 @@ def _side_by_side(calls: dict, workers: int) -> dict:
                     raise value
                 results[key] = value
         except BaseException:
-            _stop(procs)
+            from reweightlab.recipes.train_pool import stop
+
+            stop(procs)
             raise
         for proc in procs:
             proc.join()
     return results
-
-
-def _stop(procs) -> None:
-    import signal
-
-    for proc in procs:
-        if proc.is_alive() and proc.pid is not None:
-            os.kill(proc.pid, signal.SIGINT)
-    for proc in procs:
-        if proc.pid is None:
-            continue
-        proc.join(30)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
 
 
 def _worker(key, args, quiet: tuple[bool, bool], queue) -> None:
